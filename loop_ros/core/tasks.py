@@ -1,0 +1,116 @@
+"""Task registry: what a planner must know about an environment beyond the learned model.
+
+Each task gives batched torch functions evaluated on *model-predicted* observations:
+
+* ``termination(next_obs) -> bool (...)``: episode ends in ``next_obs`` (spec sec. 6.1);
+* ``reward(obs, action, next_obs) -> (...)``: optional analytic reward (the learned one is the
+  default for LOOP, as in the paper);
+* ``cost(obs, action, next_obs) -> (...)``: optional per-step constraint cost for safe LOOP.
+
+All take tensors with any leading batch shape, ``obs (..., obs_dim)``, ``action (..., act_dim)``,
+and never leave the tensors' device. Environments registered by ``loop_ros.sim`` add their own
+tasks on import. Unknown ids fall back to :data:`NEVER_TERMINATES` with a warning.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+TerminationFn = Callable[[torch.Tensor], torch.Tensor]
+StepFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Task:
+    """Planner-side knowledge of one environment id."""
+
+    termination: TerminationFn | None = None
+    reward: StepFn | None = None
+    cost: StepFn | None = None
+    start_steps: int = 1000
+    """Uniform-random steps before the agent acts (the reference's per-env exploration)."""
+
+    def terminated(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """Bool (...) mask; all False when the task never terminates."""
+        if self.termination is None:
+            return torch.zeros(next_obs.shape[:-1], dtype=torch.bool, device=next_obs.device)
+        return self.termination(next_obs)
+
+
+NEVER_TERMINATES = Task()
+_REGISTRY: dict[str, Task] = {}
+
+
+def register_task(env_id: str, task: Task) -> None:
+    """Register (or replace) the planner functions of ``env_id``."""
+    _REGISTRY[env_id] = task
+
+
+def registered_tasks() -> list[str]:
+    """Sorted ids with a registered task."""
+    return sorted(_REGISTRY)
+
+
+def get_task(env_id: str, warn: bool = True) -> Task:
+    """The task of ``env_id``; an unknown id never terminates (and says so once)."""
+    task = _REGISTRY.get(env_id)
+    if task is None:
+        if warn:
+            warnings.warn(f'no task registered for {env_id!r}: the planner assumes it never '
+                          'terminates and learns its reward', stacklevel=2)
+        return NEVER_TERMINATES
+    return task
+
+
+def _finite(obs: torch.Tensor) -> torch.Tensor:
+    return torch.isfinite(obs).all(dim=-1)
+
+
+def _inverted_pendulum(next_obs: torch.Tensor) -> torch.Tensor:
+    # gymnasium InvertedPendulum-v5: terminated = not finite or |angle| > 0.2
+    return ~_finite(next_obs) | (next_obs[..., 1].abs() > 0.2)
+
+
+def _hopper(next_obs: torch.Tensor) -> torch.Tensor:
+    # Hopper-v5 healthy: all(|obs[1:]| < 100), 0.7 < z, |angle| < 0.2 (z = obs[0], angle = obs[1])
+    z, angle = next_obs[..., 0], next_obs[..., 1]
+    healthy = ((next_obs[..., 1:].abs() < 100.0).all(dim=-1) & (z > 0.7) & (angle.abs() < 0.2)
+               & _finite(next_obs))
+    return ~healthy
+
+
+def _walker2d(next_obs: torch.Tensor) -> torch.Tensor:
+    # Walker2d-v5 healthy: 0.8 < z < 2.0 and -1 < angle < 1
+    z, angle = next_obs[..., 0], next_obs[..., 1]
+    healthy = (z > 0.8) & (z < 2.0) & (angle > -1.0) & (angle < 1.0) & _finite(next_obs)
+    return ~healthy
+
+
+def _ant(next_obs: torch.Tensor) -> torch.Tensor:
+    # Ant-v5 (exclude_current_positions_from_observation): z = obs[0]; healthy 0.2 <= z <= 1.0
+    z = next_obs[..., 0]
+    return ~((z >= 0.2) & (z <= 1.0) & _finite(next_obs))
+
+
+def _humanoid(next_obs: torch.Tensor) -> torch.Tensor:
+    # Humanoid-v5: healthy while 1.0 < z < 2.0 (z = obs[0])
+    z = next_obs[..., 0]
+    return ~((z > 1.0) & (z < 2.0) & _finite(next_obs))
+
+
+def _register_builtin() -> None:
+    for version in ('v4', 'v5'):
+        register_task(f'InvertedPendulum-{version}', Task(_inverted_pendulum, start_steps=200))
+        register_task(f'Hopper-{version}', Task(_hopper, start_steps=1000))
+        register_task(f'Walker2d-{version}', Task(_walker2d, start_steps=1000))
+        register_task(f'Ant-{version}', Task(_ant, start_steps=1000))
+        register_task(f'Humanoid-{version}', Task(_humanoid, start_steps=1000))
+        register_task(f'HalfCheetah-{version}', Task(None, start_steps=1000))
+        register_task(f'Swimmer-{version}', Task(None, start_steps=1000))
+    register_task('Pendulum-v1', Task(None, start_steps=200))
+
+
+_register_builtin()
