@@ -1,0 +1,149 @@
+"""``loop-ros``: the command line of loop_ros.
+
+Subcommands:
+
+* ``loop-ros train``: standalone training on a gymnasium env, no ROS (every config field of
+  ``loop_ros.core.config`` is an option: ``--arc.horizon 5``, ``--sac.lr 3e-4`` ...);
+* ``loop-ros demo``: the main job on its embedded default (see README);
+* ``loop-ros launch GRAPH [arg:=value ...]``: the package's own launcher (no ``ros2 launch``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from loop_ros.core.config import (ConfigError, LoopConfig, from_dict, groups, iter_fields,
+                                  replace)
+
+SHORTCUTS = {
+    'env': None, 'algo': 'train.algo', 'steps': 'train.total_steps', 'seed': 'train.seed',
+    'device': 'train.device',
+}
+
+
+def _field_type(f: dataclasses.Field) -> Any:
+    default = f.default
+    if isinstance(default, bool):
+        return lambda s: {'true': True, '1': True, 'yes': True, 'false': False, '0': False,
+                          'no': False}[s.lower()]
+    if isinstance(default, tuple):
+        return lambda s: tuple(int(x) for x in s.split(','))
+    return type(default)
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One ``--<group>.<field>`` option per config field, documented from its metadata."""
+    for group_name, group_type in groups(LoopConfig).items():
+        section = parser.add_argument_group(f'{group_name} ({group_type.__name__})',
+                                            group_type.__doc__.splitlines()[0])
+        for f in iter_fields(group_type):
+            rng = f.metadata.get('range')
+            extra = ''
+            if rng is not None:
+                extra = f' choices: {", ".join(rng)}' if isinstance(rng[0], str) else \
+                    f' range: [{rng[0]}, {rng[1]}]'
+            default = ','.join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+            section.add_argument(f'--{group_name}.{f.name}', dest=f'{group_name}.{f.name}',
+                                 type=_field_type(f), default=argparse.SUPPRESS,
+                                 metavar=type(f.default).__name__.upper(),
+                                 help=f"{f.metadata['description']} (default: {default};{extra})")
+
+
+def config_from_args(args: argparse.Namespace) -> LoopConfig:
+    """Config file (if any), then the shortcut options, then ``--group.field`` options."""
+    cfg = LoopConfig()
+    if getattr(args, 'config', None):
+        import yaml
+        path = Path(args.config)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f'cannot read config file {path}: {exc}') from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f'{path}: expected a mapping of groups (sac, ensemble, arc, train)')
+        cfg = from_dict(LoopConfig, data, where=str(path))
+    changes = {k: v for k, v in vars(args).items() if '.' in k}
+    for short, dotted in SHORTCUTS.items():
+        if dotted and getattr(args, short, None) is not None:
+            changes[dotted] = getattr(args, short)
+    return replace(cfg, **changes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='loop-ros', description=__doc__.split('\n\n')[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    train = sub.add_parser(
+        'train', help='train an agent on a gymnasium env without ROS',
+        description='Train LOOP (or a baseline) on a gymnasium env with a Box action space. '
+        'Writes metrics.csv, episodes.csv, learning_curve.png, config.json and final.pt to --out.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument('--env', required=True,
+                       help='gymnasium id, e.g. InvertedPendulum-v5, HalfCheetah-v5, '
+                       'loop_ros/RCCarCircle-v0')
+    train.add_argument('--algo', choices=['loop', 'sac', 'pets', 'loop-cem', 'loop-sarsa'],
+                       help='agent: LOOP (ARC + SAC), SAC alone, PETS-restricted (no value), '
+                       'LOOP with CEM instead of ARC, LOOP with a SARSA critic (default: loop)')
+    train.add_argument('--steps', type=int, help='environment steps (default: 5000)')
+    train.add_argument('--seed', type=int, help='seed (default: 0)')
+    train.add_argument('--device', help="'auto', 'cpu' or 'cuda' (default: auto)")
+    train.add_argument('--out', default=None, help='output directory (default: runs/<env>-<algo>-'
+                       '<seed>)')
+    train.add_argument('--config', help='YAML file with groups sac/ensemble/arc/train')
+    train.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
+    train.add_argument('--no-progress', action='store_true', help='log lines instead of a bar')
+    add_config_options(train)
+
+    demo = sub.add_parser('demo', help='the main job on its embedded default (see README)')
+    demo.add_argument('--minutes', type=float, default=None, help='stop after this long')
+    demo.add_argument('--steps', type=int, default=None, help='environment steps')
+    demo.add_argument('--out', default='runs/demo', help='output directory')
+
+    launch = sub.add_parser('launch', help="start a graph with the own launcher: 'loop-ros "
+                            "launch rccar robots:=2' (see docs/ros.md)", add_help=False)
+    launch.add_argument('rest', nargs=argparse.REMAINDER)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from loop_ros.train import torch_threads, train
+    cfg = config_from_args(args)
+    out = args.out or f"runs/{args.env.replace('/', '_')}-{cfg.train.algo}-{cfg.train.seed}"
+    torch_threads(args.threads)
+    result = train(args.env, cfg, out, progress=not args.no_progress)
+    ev = result.final_eval
+    print(f'done: {result.env_steps} steps in {result.wall_s:.0f} s; eval return: planner '
+          f'{ev.planner_return:.1f}, actor {ev.actor_return:.1f}; plan median '
+          f'{result.plan_ms_median:.1f} ms; outputs in {result.out_dir}')
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from loop_ros.demo import run_demo
+    return run_demo(out=args.out, steps=args.steps, minutes=args.minutes)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ['launch']:
+        from loop_ros.launcher import main as launch_main
+        return launch_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == 'train':
+            return cmd_train(args)
+        if args.command == 'demo':
+            return cmd_demo(args)
+    except ConfigError as exc:
+        parser.exit(2, f'loop-ros: error: {exc}\n')
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

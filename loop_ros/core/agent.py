@@ -1,0 +1,252 @@
+"""LOOP agents: the learning side and the acting side, shared by the CLI and the ROS nodes.
+
+* :class:`LoopLearner` owns the replay buffer, SAC and the ensemble and runs the training
+  schedule of the reference (spec sec. 7): retrain the model every ``model_train_every`` steps,
+  and SAC bursts of ``sac_update_every * updates_per_step`` gradient steps once
+  ``start_steps`` transitions are in. Work is handed out in bounded slices (``train(budget)``) so
+  a ROS node stays responsive.
+* :class:`LoopPolicy` acts: uniform random before ``start_steps``, then ARC (or the SAC actor
+  for ``algo='sac'``). It holds its own actor/critic/ensemble so a planner process can load
+  weights from the learner's checkpoints.
+
+``algo`` presets turn one config into each baseline (``apply_algorithm``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from loop_ros.core.arc import ArcPlanner, PlanInfo
+from loop_ros.core.config import LoopConfig, replace, to_dict
+from loop_ros.core.ensemble import ProbabilisticEnsemble
+from loop_ros.core.replay import ReplayBuffer
+from loop_ros.core.sac import SacAgent
+from loop_ros.core.tasks import Task
+
+ALGORITHMS: dict[str, dict[str, Any]] = {
+    'loop': {},
+    'sac': {},
+    'pets': {'arc.value': 'none', 'arc.num_actor_trajs': 0, 'arc.optimizer': 'cem'},
+    'loop-cem': {'arc.optimizer': 'cem'},
+    'loop-sarsa': {'sac.backup': 'sarsa'},
+}
+"""What each ``--algo`` changes in the config: one planner, different settings."""
+
+
+def apply_algorithm(cfg: LoopConfig) -> LoopConfig:
+    """The config with the ``train.algo`` preset applied (LOOP, SAC, PETS, LOOP-CEM/-SARSA)."""
+    return replace(cfg, **ALGORITHMS[cfg.train.algo])
+
+
+def uses_planner(cfg: LoopConfig) -> bool:
+    return cfg.train.algo != 'sac'
+
+
+def uses_sac(cfg: LoopConfig) -> bool:
+    return cfg.train.algo != 'pets'
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(name)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {name!r} requested but CUDA is not available')
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (all devices) and numpy's global generator."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def start_steps_of(cfg: LoopConfig, task: Task) -> int:
+    return task.start_steps if cfg.train.start_steps < 0 else cfg.train.start_steps
+
+
+class LoopLearner:
+    """Replay buffer + SAC + probabilistic ensemble, trained on the reference schedule."""
+
+    def __init__(self, cfg: LoopConfig, obs_dim: int, act_dim: int, task: Task,
+                 device: torch.device | str = 'cpu') -> None:
+        self.cfg = apply_algorithm(cfg)
+        self.obs_dim, self.act_dim, self.task = obs_dim, act_dim, task
+        self.device = torch.device(device)
+        self.start_steps = start_steps_of(self.cfg, task)
+        self.buffer = ReplayBuffer(obs_dim, act_dim, self.cfg.train.buffer_capacity, self.device)
+        self.sac = SacAgent(obs_dim, act_dim, self.cfg.sac, self.device) if uses_sac(self.cfg) \
+            else None
+        self.ensemble = ProbabilisticEnsemble(obs_dim, act_dim, self.cfg.ensemble, self.device) \
+            if uses_planner(self.cfg) else None
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.cfg.train.seed)
+        self.env_steps = 0
+        self.pending_sac_updates = 0
+        self.model_due = False
+        self.model_version = 0
+        self.last_model_metrics: dict[str, float] = {}
+
+    def add(self, obs: np.ndarray, action: np.ndarray, reward: float, cost: float,
+            next_obs: np.ndarray, terminated: bool, truncated: bool, stream: int = 0) -> None:
+        """Store one transition and advance the schedule (spec sec. 7 steps 2-4)."""
+        self.buffer.add(obs, action, reward, cost, next_obs, terminated, truncated, stream=stream)
+        self.env_steps += 1
+        train = self.cfg.train
+        if self.ensemble is not None and self.env_steps % train.model_train_every == 0:
+            self.model_due = True
+        if (self.sac is not None and self.env_steps >= self.start_steps
+                and self.env_steps % train.sac_update_every == 0):
+            self.pending_sac_updates += int(round(train.sac_update_every * train.updates_per_step))
+
+    @property
+    def has_work(self) -> bool:
+        return self.model_due or self.pending_sac_updates > 0
+
+    def train(self, max_sac_updates: int | None = None,
+              max_model_epochs: int | None = None) -> dict[str, float]:
+        """Do the due work: a model retrain, then up to ``max_sac_updates`` SAC steps."""
+        metrics: dict[str, float] = {}
+        if self.model_due and len(self.buffer) > 1:
+            metrics.update(self.train_model(max_model_epochs))
+        budget = self.pending_sac_updates if max_sac_updates is None else min(
+            max_sac_updates, self.pending_sac_updates)
+        for _ in range(budget):
+            metrics.update(self.sac.update(  # type: ignore[union-attr]
+                self.buffer.sample(self.cfg.sac.batch_size, generator=self.generator)))
+        self.pending_sac_updates -= budget
+        return metrics
+
+    def train_model(self, max_epochs: int | None = None) -> dict[str, float]:
+        """Retrain the ensemble (warm start) on the whole buffer."""
+        data = self.buffer.all()
+        metrics = self.ensemble.fit(data.obs, data.action, data.reward,  # type: ignore[union-attr]
+                                    data.next_obs, generator=self.generator,
+                                    max_epochs=max_epochs)
+        self.model_due = False
+        self.model_version += 1
+        self.last_model_metrics = metrics
+        return metrics
+
+    def policy_state(self) -> dict[str, Any]:
+        """Everything a :class:`LoopPolicy` needs (weights only, CPU tensors)."""
+        cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
+        return {
+            'config': to_dict(self.cfg), 'obs_dim': self.obs_dim, 'act_dim': self.act_dim,
+            'env_steps': self.env_steps, 'start_steps': self.start_steps,
+            'actor': cpu(self.sac.actor.state_dict()) if self.sac else None,
+            'critic': cpu(self.sac.critic.state_dict()) if self.sac else None,
+            'ensemble': cpu(self.ensemble.state_dict()) if self.ensemble else None,
+            'holdout_mse': float(self.last_model_metrics.get('model/holdout_mse', math.nan)),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Full learner state for resuming: policy weights, optimisers, buffer, counters."""
+        state = self.policy_state()
+        state.update({
+            'sac_full': self.sac.state_dict() if self.sac else None,
+            'sac_optim': self.sac.optim_state_dict() if self.sac else None,
+            'buffer': self.buffer.state_dict(),
+            'pending_sac_updates': self.pending_sac_updates,
+            'model_version': self.model_version,
+        })
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state['obs_dim'] != self.obs_dim or state['act_dim'] != self.act_dim:
+            raise ValueError(f"checkpoint is for obs/act dims {state['obs_dim']}/"
+                             f"{state['act_dim']}, this learner has {self.obs_dim}/{self.act_dim}")
+        if self.sac is not None and state.get('sac_full') is not None:
+            self.sac.load_state_dict(state['sac_full'])
+            self.sac.load_optim_state_dict(state['sac_optim'])
+        if self.ensemble is not None and state.get('ensemble') is not None:
+            self.ensemble.load_state_dict(state['ensemble'])
+        self.buffer.load_state_dict(state['buffer'])
+        self.env_steps = int(state['env_steps'])
+        self.pending_sac_updates = int(state['pending_sac_updates'])
+        self.model_version = int(state['model_version'])
+
+
+@dataclass(frozen=True)
+class ActInfo:
+    """How an action was chosen."""
+
+    random: bool
+    plan: PlanInfo | None = None
+
+
+class LoopPolicy:
+    """Acting side: random exploration, then ARC over the ensemble with the SAC actor/critic."""
+
+    def __init__(self, cfg: LoopConfig, obs_dim: int, act_dim: int, task: Task,
+                 device: torch.device | str = 'cpu', sac: SacAgent | None = None,
+                 ensemble: ProbabilisticEnsemble | None = None, seed: int = 0) -> None:
+        self.cfg = apply_algorithm(cfg)
+        self.obs_dim, self.act_dim, self.task = obs_dim, act_dim, task
+        self.device = torch.device(device)
+        self.start_steps = start_steps_of(self.cfg, task)
+        if uses_sac(self.cfg):
+            self.sac = sac or SacAgent(obs_dim, act_dim, self.cfg.sac, self.device)
+        else:
+            self.sac = None
+        self.ensemble = None
+        self.planner: ArcPlanner | None = None
+        if uses_planner(self.cfg):
+            self.ensemble = ensemble or ProbabilisticEnsemble(obs_dim, act_dim, self.cfg.ensemble,
+                                                              self.device)
+            self.planner = ArcPlanner(
+                self.cfg.arc, obs_dim, act_dim, self.ensemble,
+                actor=self.sac.actor.mean_action if self.sac else None,
+                critic=self.sac.critic.min_q if self.sac else None,
+                task=task, device=self.device, seed=seed)
+        self.rng = np.random.default_rng(seed)
+        self.version = 0
+
+    def reset(self) -> None:
+        """Episode start: drop the planner's warm start."""
+        if self.planner is not None:
+            self.planner.reset()
+
+    def random_action(self) -> np.ndarray:
+        return self.rng.uniform(-1.0, 1.0, self.act_dim).astype(np.float32)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, explore: bool = True, env_steps: int | None = None,
+            use_planner: bool = True) -> tuple[np.ndarray, ActInfo]:
+        """Action in [-1, 1]^A for ``obs``: random while ``env_steps < start_steps``."""
+        if explore and env_steps is not None and env_steps < self.start_steps:
+            return self.random_action(), ActInfo(random=True)
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        if self.planner is not None and use_planner:
+            action, info = self.planner.plan(obs_t, explore=explore)
+            return action.cpu().numpy(), ActInfo(random=False, plan=info)
+        if self.sac is None:
+            raise RuntimeError('this policy has neither a planner nor an actor')
+        action = self.sac.act(obs_t.unsqueeze(0), deterministic=not explore)[0]
+        return action.cpu().numpy(), ActInfo(random=False)
+
+    @torch.no_grad()
+    def actor_action(self, obs: np.ndarray) -> np.ndarray:
+        """The actor's deterministic action (the planner's fallback on a missed deadline)."""
+        if self.sac is None:
+            return np.zeros(self.act_dim, dtype=np.float32)
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+        return self.sac.actor.mean_action(obs_t).cpu().numpy()
+
+    def load_policy_state(self, state: dict[str, Any], version: int | None = None) -> None:
+        """Swap in weights from :meth:`LoopLearner.policy_state` (between control ticks)."""
+        if state['obs_dim'] != self.obs_dim or state['act_dim'] != self.act_dim:
+            raise ValueError(f"weights are for obs/act dims {state['obs_dim']}/{state['act_dim']},"
+                             f' this policy has {self.obs_dim}/{self.act_dim}')
+        if self.sac is not None and state.get('actor') is not None:
+            self.sac.actor.load_state_dict(state['actor'])
+            self.sac.critic.load_state_dict(state['critic'])
+        if self.ensemble is not None and state.get('ensemble') is not None:
+            self.ensemble.load_state_dict(state['ensemble'])
+        self.start_steps = int(state.get('start_steps', self.start_steps))
+        self.version = version if version is not None else self.version + 1

@@ -1,0 +1,279 @@
+"""ARC: Actor Regularized Control, LOOP's H-step lookahead planner (sec. 4.2, eq. 6-10).
+
+One control step, as the algorithm box reads (``ArcPlanner.plan``):
+
+1. warm start: the previous plan shifted by one step (last action repeated), variance reset;
+2. actor prior: ``num_actor_trajs`` rollouts of the deterministic actor through the model;
+3. for each iteration: sample N truncated-normal sequences around the mean (bound-aware
+   variance), append the actor rollouts, imagine every candidate through the scored ensemble
+   members x particles, score it, and refit mean and variance to the weighted candidates;
+4. act: eval mode executes the weighted mean's first action; train mode a candidate sampled by
+   its weight (the reference's only exploration, spec sec. 3 step 4).
+
+Scores (``ArcConfig.scoring``):
+
+* ``'paper'`` (default, eq. 3/8): R = sum_{t<H} gamma^t r_t + gamma^H Q(s_H, pi(s_H));
+* ``'reference'`` (the authors' code): R = sum_{t<H-1} r_t + Q(s_{H-1}, a_{H-1}) (undiscounted).
+
+Rewards after a predicted termination and the value of a terminal state are masked. Offline
+LOOP's pessimism (eq. 9) is mean - beta * std over ensemble members; safe LOOP (eq. 10) keeps
+candidates whose worst case over members and particles of the horizon cost is <= d0 and, when
+fewer than ``min_feasible`` are, refits towards low cost. Baselines by config: ``optimizer='cem'``
+(LOOP without ARC), ``value='none'`` (PETS-restricted). Every tensor stays on ``device``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import torch
+
+from loop_ros.core.config import ArcConfig
+from loop_ros.core.math import truncated_standard_normal
+from loop_ros.core.tasks import NEVER_TERMINATES, Task
+
+ACTION_LOW, ACTION_HIGH = -1.0, 1.0
+
+
+class DynamicsModel(Protocol):
+    """What the planner needs of a model (``ProbabilisticEnsemble`` implements it)."""
+
+    @property
+    def elites(self) -> torch.Tensor:
+        """LongTensor (M,) of the members to roll out and score."""
+
+    @property
+    def num_members(self) -> int:
+        """All members (used when ``elites_only`` is off)."""
+
+    def predict(self, obs: torch.Tensor, act: torch.Tensor, members: torch.Tensor | None = None,
+                deterministic: bool = False, generator: torch.Generator | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(M, B, O), (M, B, A) -> sampled next obs (M, B, O) and reward (M, B) or None."""
+
+    def predict_random_elite(self, obs: torch.Tensor, act: torch.Tensor,
+                             generator: torch.Generator | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, O), (B, A) -> next obs and reward, each row from a random elite (TS-1)."""
+
+
+ActorFn = Callable[[torch.Tensor], torch.Tensor]
+"""Deterministic actor: obs (..., O) -> action (..., A) in [-1, 1]."""
+CriticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""Q(s, a): obs (..., O), action (..., A) -> (...)."""
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """Diagnostics of one plan (published as ``loop_ros/PlanStats`` by the planner node)."""
+
+    iterations: int
+    elite_return: float
+    mean_return: float
+    action_std: float
+    predicted_worst_cost: float
+    num_feasible: int
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Imagined outcome of every candidate for every scored member and particle.
+
+    Shapes (M members, C candidates, P particles):
+        returns: (M, C, P) score of each imagined trajectory
+        costs: (M, C, P) horizon cost, or None when the task has no cost
+    """
+
+    returns: torch.Tensor
+    costs: torch.Tensor | None
+
+
+class ArcPlanner:
+    """Iterative importance sampling over action sequences with an actor prior (LOOP sec. 4.2).
+
+    Shapes:
+        obs: (O,); plan mean/var: (H, A); candidates: (C, H, A) with C = N + K actor rollouts.
+    """
+
+    def __init__(self, cfg: ArcConfig, obs_dim: int, act_dim: int, model: DynamicsModel,
+                 actor: ActorFn | None = None, critic: CriticFn | None = None,
+                 task: Task = NEVER_TERMINATES, device: torch.device | str = 'cpu',
+                 seed: int = 0) -> None:
+        if cfg.value == 'q' and (actor is None or critic is None):
+            raise ValueError("ArcConfig.value='q' needs both an actor and a critic")
+        if cfg.cost_limit >= 0.0 and task.cost is None:
+            raise ValueError('safe planning (cost_limit >= 0) needs a task with a cost function')
+        self.cfg = cfg
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.model, self.actor, self.critic, self.task = model, actor, critic, task
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        num_actor = cfg.num_actor_trajs if actor is not None else 0
+        self.num_actor_trajs = num_actor
+        self.num_candidates = cfg.num_samples + num_actor
+        h = torch.arange(cfg.horizon, device=self.device, dtype=torch.float32)
+        if cfg.scoring == 'paper':
+            self._reward_weights = cfg.gamma ** h                        # gamma^t, t < H
+            self._value_weight = cfg.gamma ** cfg.horizon
+        else:
+            self._reward_weights = (h < cfg.horizon - 1).float()         # t < H-1, undiscounted
+            self._value_weight = 1.0
+        self._prev_plan = torch.zeros(cfg.horizon, act_dim, device=self.device)
+
+    @property
+    def safe(self) -> bool:
+        return self.cfg.cost_limit >= 0.0
+
+    def reset(self) -> None:
+        """Forget the warm start (call at episode start): the plan mean restarts at zero."""
+        self._prev_plan.zero_()
+
+    @torch.no_grad()
+    def plan(self, obs: torch.Tensor, explore: bool = False) -> tuple[torch.Tensor, PlanInfo]:
+        """Plan from ``obs`` and return the action to execute now, (A,), on ``device``."""
+        cfg = self.cfg
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(self.obs_dim)
+        mean = self._shifted_plan()
+        var = torch.full_like(mean, cfg.init_std ** 2)
+        actor_plans = self._actor_rollouts(obs)
+        for _ in range(cfg.num_iterations):
+            candidates = self._sample_candidates(mean, var, actor_plans)
+            rollout = self._imagine(obs, candidates)
+            scores, worst_costs = self._score(rollout)
+            weights = self._weights(scores, worst_costs)
+            mean, new_var = self._refit(candidates, weights)
+            var = cfg.var_momentum * var + (1.0 - cfg.var_momentum) * new_var
+        if explore and not self.safe:
+            choice = torch.multinomial(weights, 1, generator=self.generator)[0]
+            plan = candidates[choice]
+        else:
+            plan = mean
+        self._prev_plan = plan.clone()
+        info = self._info(scores, weights, var, worst_costs)
+        return plan[0].clamp(ACTION_LOW, ACTION_HIGH), info
+
+    # --- the steps of plan() -----------------------------------------------------------------
+
+    def _shifted_plan(self) -> torch.Tensor:
+        """Warm start: previous plan shifted left by one step, its last action repeated."""
+        return torch.cat([self._prev_plan[1:], self._prev_plan[-1:]], dim=0)
+
+    def _actor_rollouts(self, obs: torch.Tensor) -> torch.Tensor | None:
+        """K action sequences of the deterministic actor rolled through random elites, (K, H, A)."""
+        if self.num_actor_trajs == 0:
+            return None
+        state = obs.expand(self.num_actor_trajs, self.obs_dim)
+        actions = []
+        for _ in range(self.cfg.horizon):
+            action = self.actor(state)  # type: ignore[misc]
+            actions.append(action)
+            state, _ = self.model.predict_random_elite(state, action, generator=self.generator)
+        return torch.stack(actions, dim=1)
+
+    def _sample_candidates(self, mean: torch.Tensor, var: torch.Tensor,
+                           actor_plans: torch.Tensor | None) -> torch.Tensor:
+        """N sequences mean + sqrt(v) z, z ~ N(0,1) truncated at +-T, v bound-aware; (C, H, A)."""
+        bound = self.cfg.truncation
+        to_low, to_high = (mean - ACTION_LOW) / bound, (ACTION_HIGH - mean) / bound
+        v = torch.minimum(var, torch.minimum(to_low.square(), to_high.square()))
+        z = truncated_standard_normal((self.cfg.num_samples, *mean.shape), bound, self.device,
+                                      self.generator)
+        samples = (mean + v.sqrt() * z).clamp_(ACTION_LOW, ACTION_HIGH)
+        if actor_plans is None:
+            return samples
+        return torch.cat([samples, actor_plans], dim=0)
+
+    def _members(self) -> torch.Tensor:
+        if self.cfg.elites_only:
+            return self.model.elites
+        return torch.arange(self.model.num_members, device=self.device)
+
+    def _imagine(self, obs: torch.Tensor, candidates: torch.Tensor) -> Rollout:
+        """Roll every candidate through members x particles for H steps and accumulate returns."""
+        cfg = self.cfg
+        members = self._members()
+        num_members, num_cand, num_part = members.numel(), candidates.shape[0], cfg.num_particles
+        rows = num_cand * num_part
+        # (C, H, A) -> (H, C*P, A): particles of a candidate are adjacent rows
+        actions = candidates.repeat_interleave(num_part, dim=0).transpose(0, 1)
+        state = obs.expand(num_members, rows, self.obs_dim)
+        returns = torch.zeros(num_members, rows, device=self.device)
+        costs = torch.zeros_like(returns) if self.safe else None
+        alive = torch.ones_like(returns) if self.task.termination is not None else None
+        for t in range(cfg.horizon):
+            action = actions[t].expand(num_members, rows, self.act_dim)
+            next_state, reward = self.model.predict(state, action, members,
+                                                    generator=self.generator)
+            if reward is None:
+                reward = self.task.reward(state, action, next_state)  # type: ignore[misc]
+            if alive is not None:
+                reward = reward * alive
+            returns += self._reward_weights[t] * reward
+            if costs is not None:
+                step_cost = self.task.cost(state, action, next_state)  # type: ignore[misc]
+                costs += step_cost if alive is None else step_cost * alive
+            if cfg.value == 'q' and cfg.scoring == 'reference' and t == cfg.horizon - 1:
+                terminal_value = self.critic(state, action)  # type: ignore[misc]
+            if alive is not None:
+                alive = alive * (~self.task.terminated(next_state)).float()
+            state = next_state
+        if cfg.value == 'q':
+            if cfg.scoring == 'paper':
+                terminal_value = self.critic(state, self.actor(state))  # type: ignore[misc]
+            if alive is not None:
+                terminal_value = terminal_value * alive
+            returns += self._value_weight * terminal_value
+        shape = (num_members, num_cand, num_part)
+        return Rollout(returns.view(shape), None if costs is None else costs.view(shape))
+
+    def _score(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Candidate scores (C,): mean over members and particles, minus beta * member std."""
+        per_member = rollout.returns.mean(dim=2)                            # (M, C)
+        scores = per_member.mean(dim=0)
+        if self.cfg.pessimism > 0.0 and per_member.shape[0] > 1:
+            scores = scores - self.cfg.pessimism * per_member.std(dim=0)
+        worst = None
+        if rollout.costs is not None:
+            worst = rollout.costs.amax(dim=(0, 2))                           # (C,)
+        return scores, worst
+
+    def _weights(self, scores: torch.Tensor, worst_costs: torch.Tensor | None) -> torch.Tensor:
+        """Normalised candidate weights (C,): softmax(kappa * R), CEM top-k, or safe LOOP's rule."""
+        cfg = self.cfg
+        if worst_costs is None:
+            return self._reward_weights_of(scores)
+        feasible = worst_costs <= cfg.cost_limit
+        towards_safety = torch.softmax(-cfg.temperature * worst_costs, dim=0)
+        towards_reward = self._reward_weights_of(scores.masked_fill(~feasible, float('-inf')))
+        # chosen on the device: no host synchronisation inside the iteration loop
+        return torch.where(feasible.sum() < cfg.min_feasible, towards_safety, towards_reward)
+
+    def _reward_weights_of(self, scores: torch.Tensor) -> torch.Tensor:
+        if self.cfg.optimizer == 'cem':
+            k = min(self.cfg.num_cem_elites, scores.numel())
+            top = scores.topk(k).indices
+            return torch.zeros_like(scores).index_fill_(0, top, 1.0 / k)
+        return torch.softmax(self.cfg.temperature * scores, dim=0)
+
+    @staticmethod
+    def _refit(candidates: torch.Tensor, weights: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weighted mean and variance of the candidates, (H, A) each."""
+        w = weights.view(-1, 1, 1)
+        mean = (w * candidates).sum(dim=0)
+        var = (w * (candidates - mean).square()).sum(dim=0)
+        return mean, var
+
+    def _info(self, scores: torch.Tensor, weights: torch.Tensor, var: torch.Tensor,
+              worst_costs: torch.Tensor | None) -> PlanInfo:
+        """One host transfer of the few scalars the node publishes."""
+        values = torch.stack([
+            scores.max(), (weights * scores.nan_to_num(neginf=0.0)).sum(), var.sqrt().mean(),
+            (weights * worst_costs).sum() if worst_costs is not None else scores.new_zeros(()),
+            ((worst_costs <= self.cfg.cost_limit).sum().float() if worst_costs is not None
+             else scores.new_tensor(float(scores.numel()))),
+        ]).tolist()
+        return PlanInfo(iterations=self.cfg.num_iterations, elite_return=values[0],
+                        mean_return=values[1], action_std=values[2],
+                        predicted_worst_cost=values[3], num_feasible=int(values[4]))

@@ -1,0 +1,271 @@
+"""Standalone LOOP training on a gymnasium env, without ROS (``loop-ros train``).
+
+The loop of the reference's ``train_loop_sac.py`` (spec sec. 7): act (random, then ARC in
+sampling mode), store, retrain the model every 250 steps, SAC bursts, and evaluate ARC in eval
+mode and the actor alone every ``eval_every`` steps. Writes ``metrics.csv`` (evaluations),
+``episodes.csv`` (training episodes), ``learning_curve.png`` and ``final.pt`` into the output
+directory.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from loop_ros.core.agent import LoopLearner, LoopPolicy, resolve_device, seed_everything
+from loop_ros.core.checkpoint import save_checkpoint
+from loop_ros.core.config import LoopConfig, to_dict
+from loop_ros.core.tasks import get_task
+
+CHECKPOINT_KIND = 'loop_ros.learner'
+
+
+def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
+    """``gym.make`` with loop_ros's own envs registered and actions normalised to [-1, 1]."""
+    if env_id.startswith('loop_ros/'):
+        import loop_ros.sim  # noqa: F401  (registers the loop_ros/ ids)
+    env = gym.make(env_id, **kwargs)
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f'{env_id}: LOOP needs a Box action space, got {space}')
+    if not isinstance(env.observation_space, gym.spaces.Box) or \
+            len(env.observation_space.shape) != 1:
+        raise ValueError(f'{env_id}: LOOP needs a flat Box observation space, '
+                         f'got {env.observation_space}')
+    if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
+        env = gym.wrappers.RescaleAction(env, np.full(space.shape, -1.0, np.float32),
+                                         np.full(space.shape, 1.0, np.float32))
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+@dataclass
+class EvalResult:
+    planner_return: float = float('nan')
+    planner_cost: float = float('nan')
+    actor_return: float = float('nan')
+    planner_returns: list[float] = field(default_factory=list)
+    actor_returns: list[float] = field(default_factory=list)
+
+
+def run_episode(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], seed: int,
+                on_reset: Callable[[], None] | None = None,
+                record: list | None = None) -> tuple[float, float]:
+    """One episode; returns (return, cost). ``record`` collects the env's base state per step."""
+    obs, _ = env.reset(seed=seed)
+    if on_reset is not None:
+        on_reset()
+    total, cost, done = 0.0, 0.0, False
+    while not done:
+        if record is not None and hasattr(env.unwrapped, 'state'):
+            record.append(np.array(env.unwrapped.state, dtype=np.float64))
+        obs, reward, terminated, truncated, info = env.step(act(obs))
+        total += float(reward)
+        cost += float(info.get('cost', 0.0))
+        done = terminated or truncated
+    if record is not None and hasattr(env.unwrapped, 'state'):
+        record.append(np.array(env.unwrapped.state, dtype=np.float64))
+    return total, cost
+
+
+def evaluate(env: gym.Env, policy: LoopPolicy, planner_episodes: int, actor_episodes: int,
+             seed: int) -> EvalResult:
+    """ARC in eval mode (weighted mean) and the deterministic actor alone."""
+    result = EvalResult()
+    costs = []
+    if policy.planner is not None:
+        for i in range(planner_episodes):
+            ret, cost = run_episode(env, lambda o: policy.act(o, explore=False)[0], seed + i,
+                                    on_reset=policy.reset)
+            result.planner_returns.append(ret)
+            costs.append(cost)
+    if policy.sac is not None:
+        for i in range(actor_episodes):
+            ret, _ = run_episode(env, lambda o: policy.act(o, explore=False,
+                                                           use_planner=False)[0], seed + 50 + i)
+            result.actor_returns.append(ret)
+    if result.planner_returns:
+        result.planner_return = float(np.mean(result.planner_returns))
+        result.planner_cost = float(np.mean(costs))
+    if result.actor_returns:
+        result.actor_return = float(np.mean(result.actor_returns))
+    return result
+
+
+EVAL_COLUMNS = ['env_step', 'wall_s', 'eval_planner_return', 'eval_planner_cost',
+                'eval_actor_return', 'train_return_recent', 'model_holdout_mse', 'sac_alpha',
+                'plan_ms']
+EPISODE_COLUMNS = ['env_step', 'episode', 'return', 'cost', 'length']
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    final_eval: EvalResult
+    wall_s: float
+    env_steps: int
+    plan_ms_median: float
+
+
+def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = True,
+          log: Callable[[str], None] = print) -> TrainResult:
+    """Train ``cfg.train.algo`` on ``env_id`` for ``cfg.train.total_steps`` steps."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tcfg = cfg.train
+    seed_everything(tcfg.seed)
+    device = resolve_device(tcfg.device)
+    env = make_env(env_id, seed=tcfg.seed)
+    eval_env = make_env(env_id, seed=tcfg.seed + 100)
+    obs_dim = int(env.observation_space.shape[0])
+    act_dim = int(env.action_space.shape[0])
+    task = get_task(env_id)
+    learner = LoopLearner(cfg, obs_dim, act_dim, task, device)
+    policy = LoopPolicy(cfg, obs_dim, act_dim, task, device, sac=learner.sac,
+                        ensemble=learner.ensemble, seed=tcfg.seed)
+    (out / 'config.json').write_text(json.dumps(
+        {'env_id': env_id, 'config': to_dict(learner.cfg), 'device': str(device)}, indent=2))
+
+    eval_file = (out / 'metrics.csv').open('w', newline='')
+    episode_file = (out / 'episodes.csv').open('w', newline='')
+    eval_writer = csv.DictWriter(eval_file, EVAL_COLUMNS)
+    episode_writer = csv.DictWriter(episode_file, EPISODE_COLUMNS)
+    eval_writer.writeheader()
+    episode_writer.writeheader()
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=tcfg.total_steps, desc=f'{tcfg.algo} {env_id}', unit='step',
+                   dynamic_ncols=True)
+    start = time.perf_counter()
+    obs, _ = env.reset(seed=tcfg.seed)
+    policy.reset()
+    episode, ep_return, ep_cost, ep_len = 0, 0.0, 0.0, 0
+    recent_returns: list[float] = []
+    plan_times: list[float] = []
+    last_eval = EvalResult()
+    sac_metrics: dict[str, float] = {}
+    try:
+        for step in range(tcfg.total_steps):
+            t0 = time.perf_counter()
+            action, info = policy.act(obs, explore=True, env_steps=step)
+            if info.plan is not None:
+                plan_times.append((time.perf_counter() - t0) * 1e3)
+            next_obs, reward, terminated, truncated, env_info = env.step(action)
+            cost = float(env_info.get('cost', 0.0))
+            learner.add(obs, action, float(reward), cost, next_obs, terminated, truncated)
+            ep_return += float(reward)
+            ep_cost += cost
+            ep_len += 1
+            obs = next_obs
+            if terminated or truncated:
+                episode_writer.writerow({'env_step': step + 1, 'episode': episode,
+                                         'return': ep_return, 'cost': ep_cost, 'length': ep_len})
+                recent_returns = (recent_returns + [ep_return])[-10:]
+                episode += 1
+                ep_return, ep_cost, ep_len = 0.0, 0.0, 0
+                obs, _ = env.reset()
+                policy.reset()
+            if learner.has_work:
+                sac_metrics.update(learner.train())
+            last = step + 1 == tcfg.total_steps
+            if (tcfg.eval_every and (step + 1) % tcfg.eval_every == 0) or last:
+                saved_plan = policy.planner._prev_plan.clone() if policy.planner else None
+                last_eval = evaluate(eval_env, policy, tcfg.eval_episodes,
+                                     tcfg.actor_eval_episodes, seed=tcfg.seed + 100 + step)
+                if saved_plan is not None:
+                    policy.planner._prev_plan = saved_plan  # type: ignore[union-attr]
+                row = {
+                    'env_step': step + 1, 'wall_s': round(time.perf_counter() - start, 2),
+                    'eval_planner_return': last_eval.planner_return,
+                    'eval_planner_cost': last_eval.planner_cost,
+                    'eval_actor_return': last_eval.actor_return,
+                    'train_return_recent': float(np.mean(recent_returns)) if recent_returns
+                    else float('nan'),
+                    'model_holdout_mse': learner.last_model_metrics.get('model/holdout_mse',
+                                                                        float('nan')),
+                    'sac_alpha': sac_metrics.get('sac/alpha', float('nan')),
+                    'plan_ms': float(np.median(plan_times[-200:])) if plan_times
+                    else float('nan'),
+                }
+                eval_writer.writerow(row)
+                eval_file.flush()
+                if bar is None:
+                    log(_format_row(row))
+            if bar is not None:
+                bar.update(1)
+                if (step + 1) % 20 == 0 or last:
+                    bar.set_postfix_str(_postfix(recent_returns, last_eval, plan_times))
+    finally:
+        if bar is not None:
+            bar.close()
+        eval_file.close()
+        episode_file.close()
+        env.close()
+        eval_env.close()
+    wall = time.perf_counter() - start
+    save_checkpoint(out / 'final.pt', {**learner.policy_state(), 'env_id': env_id},
+                    kind=CHECKPOINT_KIND)
+    plot_learning_curve(out)
+    return TrainResult(out, last_eval, wall, tcfg.total_steps,
+                       float(np.median(plan_times)) if plan_times else float('nan'))
+
+
+def _postfix(recent: list[float], last_eval: EvalResult, plan_times: list[float]) -> str:
+    parts = []
+    if recent:
+        parts.append(f'train {np.mean(recent):.1f}')
+    if not np.isnan(last_eval.planner_return):
+        parts.append(f'eval {last_eval.planner_return:.1f}')
+    if not np.isnan(last_eval.actor_return):
+        parts.append(f'actor {last_eval.actor_return:.1f}')
+    if plan_times:
+        parts.append(f'plan {np.median(plan_times[-50:]):.0f} ms')
+    return ' | '.join(parts)
+
+
+def _format_row(row: dict[str, Any]) -> str:
+    return ' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in row.items())
+
+
+def plot_learning_curve(out_dir: Path) -> Path | None:
+    """learning_curve.png from metrics.csv and episodes.csv (matplotlib, Agg)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader((out_dir / 'metrics.csv').open()))
+    episodes = list(csv.DictReader((out_dir / 'episodes.csv').open()))
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    if episodes:
+        ax.plot([int(e['env_step']) for e in episodes], [float(e['return']) for e in episodes],
+                '.', color='0.7', markersize=3, label='training episodes')
+    for key, label in (('eval_planner_return', 'eval: ARC (planner)'),
+                       ('eval_actor_return', 'eval: actor alone')):
+        pts = [(int(r['env_step']), float(r[key])) for r in rows if r[key] not in ('', 'nan')]
+        if pts:
+            ax.plot(*zip(*pts), 'o-', label=label)
+    ax.set_xlabel('environment steps')
+    ax.set_ylabel('return')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = out_dir / 'learning_curve.png'
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def torch_threads(num: int) -> None:
+    """Intra-op threads for this process (the machine has 2 cores)."""
+    torch.set_num_threads(num)

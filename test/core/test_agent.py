@@ -1,0 +1,110 @@
+"""The training schedule, the acting side and every --algo preset, on tiny configs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from loop_ros.core.agent import ALGORITHMS, LoopLearner, LoopPolicy, apply_algorithm
+from loop_ros.core.config import LoopConfig, replace
+from loop_ros.core.tasks import Task
+
+TINY = {
+    'sac.hidden_sizes': (16, 16), 'sac.batch_size': 8, 'ensemble.num_members': 3,
+    'ensemble.num_elites': 2, 'ensemble.hidden_size': 8, 'ensemble.max_epochs': 2,
+    'arc.num_samples': 8, 'arc.num_actor_trajs': 2, 'arc.num_particles': 1,
+    'arc.num_iterations': 2, 'train.model_train_every': 20, 'train.sac_update_every': 10,
+    'train.start_steps': 30, 'train.buffer_capacity': 1000, 'train.device': 'cpu',
+}
+
+
+def tiny(**changes) -> LoopConfig:
+    return replace(LoopConfig(), **{**TINY, **changes})
+
+
+def feed(learner: LoopLearner, n: int, obs_dim: int = 3, act_dim: int = 2) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        obs = rng.normal(size=obs_dim).astype(np.float32)
+        learner.add(obs, rng.uniform(-1, 1, act_dim), float(rng.normal()), 0.0,
+                    obs + 0.1, False, (i + 1) % 25 == 0)
+
+
+def test_schedule_retrains_the_model_and_runs_sac_bursts():
+    learner = LoopLearner(tiny(), 3, 2, Task())
+    feed(learner, 19)
+    assert not learner.model_due and learner.pending_sac_updates == 0
+    feed(learner, 1)   # 20 steps: model due; SAC still before start_steps (30)
+    assert learner.model_due and learner.pending_sac_updates == 0
+    metrics = learner.train()
+    assert 'model/holdout_mse' in metrics and learner.model_version == 1
+    feed(learner, 10)  # 30 steps: first SAC burst of 10 x 1.0
+    assert learner.pending_sac_updates == 10
+    metrics = learner.train(max_sac_updates=4)   # bounded slices (ROS learner ticks)
+    assert learner.pending_sac_updates == 6 and 'loss/critic' in metrics
+    learner.train()
+    assert learner.pending_sac_updates == 0 and learner.sac.num_updates == 10
+
+
+def test_updates_per_step_scales_the_bursts():
+    learner = LoopLearner(tiny(**{'train.updates_per_step': 0.5}), 3, 2, Task())
+    feed(learner, 40)
+    assert learner.pending_sac_updates == 10  # bursts at steps 30 and 40, 5 each
+
+
+def test_policy_explores_randomly_before_start_steps_then_plans():
+    cfg = tiny()
+    learner = LoopLearner(cfg, 3, 2, Task())
+    policy = LoopPolicy(cfg, 3, 2, Task(), sac=learner.sac, ensemble=learner.ensemble)
+    obs = np.zeros(3, np.float32)
+    action, info = policy.act(obs, explore=True, env_steps=5)
+    assert info.random and action.shape == (2,) and np.all(np.abs(action) <= 1)
+    action, info = policy.act(obs, explore=True, env_steps=30)
+    assert not info.random and info.plan is not None and np.all(np.abs(action) <= 1)
+
+
+def test_policy_state_round_trip_swaps_weights():
+    cfg = tiny()
+    learner = LoopLearner(cfg, 3, 2, Task())
+    feed(learner, 40)
+    learner.train()
+    fresh = LoopPolicy(cfg, 3, 2, Task())
+    obs = np.ones(3, np.float32)
+    before = fresh.actor_action(obs)
+    fresh.load_policy_state(learner.policy_state(), version=7)
+    after = fresh.actor_action(obs)
+    expected = learner.sac.actor.mean_action(torch.ones(3)).detach().numpy()
+    assert fresh.version == 7
+    assert np.allclose(after, expected) and not np.allclose(before, after)
+    assert torch.equal(fresh.ensemble.elites, learner.ensemble.elites)
+    with pytest.raises(ValueError, match='dims'):
+        LoopPolicy(cfg, 4, 2, Task()).load_policy_state(learner.policy_state())
+
+
+def test_learner_state_round_trip_resumes_exactly():
+    cfg = tiny()
+    learner = LoopLearner(cfg, 3, 2, Task())
+    feed(learner, 45)
+    learner.train()
+    clone = LoopLearner(cfg, 3, 2, Task())
+    clone.load_state_dict(learner.state_dict())
+    assert clone.env_steps == 45 and len(clone.buffer) == len(learner.buffer)
+    for a, b in zip(clone.sac.parameters(), learner.sac.parameters()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('algo', sorted(ALGORITHMS))
+def test_every_algorithm_preset_trains_end_to_end(algo, tmp_path):
+    from loop_ros.train import train
+    cfg = tiny(**{'train.algo': algo, 'train.total_steps': 60, 'train.eval_every': 0,
+                  'train.eval_episodes': 1, 'train.actor_eval_episodes': 1})
+    result = train('InvertedPendulum-v5', cfg, tmp_path, progress=False, log=lambda s: None)
+    applied = apply_algorithm(cfg)
+    if algo == 'sac':
+        assert np.isnan(result.final_eval.planner_return)
+    else:
+        assert result.final_eval.planner_return > 0
+    if algo == 'pets':
+        assert applied.arc.value == 'none' and np.isnan(result.final_eval.actor_return)
+    for name in ('metrics.csv', 'episodes.csv', 'learning_curve.png', 'final.pt', 'config.json'):
+        assert (tmp_path / name).stat().st_size > 0

@@ -1,0 +1,202 @@
+"""ARC planner behaviour on analytic problems with known optima (no learned model)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from loop_ros.core.arc import ArcPlanner
+from loop_ros.core.config import ArcConfig
+from loop_ros.core.tasks import Task
+
+GOAL = 0.5
+
+
+class PointModel:
+    """Known dynamics s' = s + a (1-D), reward -(s' - goal)^2; member m adds ``bias[m] * a``."""
+
+    def __init__(self, device: torch.device, num_members: int = 1,
+                 member_bias: list[float] | None = None, learn_reward: bool = True) -> None:
+        self.device = device
+        self.num_members = num_members
+        self.bias = torch.tensor(member_bias or [0.0] * num_members, device=device)
+        self.learn_reward = learn_reward
+        self.calls: list[torch.Size] = []
+
+    @property
+    def elites(self) -> torch.Tensor:
+        return torch.arange(self.num_members, device=self.device)
+
+    def predict(self, obs, act, members=None, deterministic=False, generator=None):
+        assert obs.device.type == self.device.type and act.device.type == self.device.type
+        self.calls.append(obs.shape)
+        bias = self.bias[members].view(-1, 1, 1)
+        next_obs = obs + act + bias * act
+        reward = -(next_obs[..., 0] - GOAL) ** 2 if self.learn_reward else None
+        return next_obs, reward
+
+    def predict_random_elite(self, obs, act, generator=None):
+        next_obs = obs + act
+        return next_obs, -(next_obs[..., 0] - GOAL) ** 2
+
+
+def planner(device, model=None, actor=None, critic=None, task=Task(), **cfg) -> ArcPlanner:
+    base = dict(horizon=3, num_samples=200, num_actor_trajs=0, num_particles=1,
+                num_iterations=6, temperature=200.0, value='none', scoring='paper', gamma=1.0)
+    base.update(cfg)
+    return ArcPlanner(ArcConfig(**base), 1, 1, model or PointModel(device), actor=actor,
+                      critic=critic, task=task, device=device, seed=0)
+
+
+def test_reaches_the_analytic_optimum(device):
+    # sum_t -(s_t+1 - 0.5)^2 from s0 = 0 is maximised by a0 = 0.5 then zeros
+    arc = planner(device)
+    action, info = arc.plan(torch.zeros(1))
+    assert action.device.type == device.type
+    assert action.item() == pytest.approx(GOAL, abs=0.05)
+    assert info.elite_return <= 0.0
+    assert info.elite_return > -0.01
+
+
+def test_terminal_value_alone_determines_the_optimum(device):
+    # H = 1 and no reward signal: R = gamma * Q(s_1, pi(s_1)), with Q peaked at s = -0.3
+    model = PointModel(device, learn_reward=False)
+    task = Task(reward=lambda s, a, s2: torch.zeros_like(s2[..., 0]))
+    critic = lambda s, a: -10.0 * (s[..., 0] + 0.3) ** 2  # noqa: E731
+    actor = lambda s: torch.zeros_like(s)  # noqa: E731
+    arc = planner(device, model, actor=actor, critic=critic, task=task, horizon=1, value='q',
+                  gamma=0.9)
+    action, _ = arc.plan(torch.zeros(1))
+    assert action.item() == pytest.approx(-0.3, abs=0.05)
+
+
+def test_reference_scoring_uses_q_of_the_last_action(device):
+    # reference: R = sum_{t<H-1} r_t + Q(s_{H-1}, a_{H-1}); with H = 1 only Q(s_0, a_0) counts
+    critic = lambda s, a: -((a[..., 0] - 0.7) ** 2)  # noqa: E731
+    actor = lambda s: torch.zeros_like(s)  # noqa: E731
+    arc = planner(device, actor=actor, critic=critic, horizon=1, value='q', scoring='reference')
+    action, _ = arc.plan(torch.zeros(1))
+    assert action.item() == pytest.approx(0.7, abs=0.05)
+
+
+@pytest.mark.parametrize('iterations', [1])
+def test_actor_prior_pulls_the_plan_towards_the_actor(device, iterations):
+    # a flat objective: every candidate scores the same, so only the prior shapes the plan
+    flat = Task(reward=lambda s, a, s2: torch.zeros_like(s2[..., 0]))
+    model = PointModel(device, learn_reward=False)
+    actor = lambda s: torch.full_like(s, 0.9)  # noqa: E731
+    without = planner(device, model, task=flat, num_iterations=iterations, num_samples=20)
+    with_actor = planner(device, model, actor=actor, task=flat, num_iterations=iterations,
+                         num_samples=20, num_actor_trajs=20)
+    a0, _ = without.plan(torch.zeros(1))
+    a1, _ = with_actor.plan(torch.zeros(1))
+    assert abs(a1.item() - 0.9) < abs(a0.item() - 0.9) - 0.2
+    # and with a real objective, an actor at the optimum makes one iteration exact
+    exact = planner(device, actor=lambda s: torch.full_like(s, GOAL) - s, num_actor_trajs=5,
+                    num_iterations=1, num_samples=10)
+    a2, _ = exact.plan(torch.zeros(1))
+    assert a2.item() == pytest.approx(GOAL, abs=0.02)
+
+
+def test_warm_start_shifts_the_previous_plan(device):
+    arc = planner(device)
+    arc.plan(torch.zeros(1))
+    previous = arc._prev_plan.clone()
+    shifted = arc._shifted_plan()
+    assert torch.equal(shifted[:-1], previous[1:])
+    assert torch.equal(shifted[-1], previous[-1])
+    arc.reset()
+    assert torch.count_nonzero(arc._prev_plan) == 0
+
+
+def test_train_mode_samples_a_candidate_and_eval_mode_is_the_mean(device):
+    arc = planner(device, temperature=1e-3, num_iterations=1)  # near-uniform weights
+    actions = {round(arc.plan(torch.zeros(1), explore=True)[0].item(), 4) for _ in range(10)}
+    assert len(actions) > 5  # samples differ
+    arc.reset()
+    mean_action, info = arc.plan(torch.zeros(1), explore=False)
+    assert abs(mean_action.item()) < 0.3  # the mean of near-uniform weights stays central
+    assert info.action_std > 0.1
+
+
+def test_actions_stay_in_bounds_and_input_is_not_mutated(device):
+    arc = planner(device)
+    obs = torch.full((1,), -5.0, device=device)  # optimum a = 5.5 lies outside [-1, 1]
+    before = obs.clone()
+    action, _ = arc.plan(obs)
+    assert torch.equal(obs, before)
+    assert -1.0 <= action.item() <= 1.0
+    assert action.item() > 0.95
+
+
+def test_termination_masks_reward_after_a_terminal_state(device):
+    # reward +1 per step; crossing s > 0.25 terminates: alive-only planning avoids it
+    model = PointModel(device, learn_reward=False)
+    task = Task(termination=lambda s: s[..., 0] > 0.25,
+                reward=lambda s, a, s2: 1.0 + 0.5 * a[..., 0])  # pushes right, into termination
+    arc = planner(device, model, task=task, horizon=3)
+    action, _ = arc.plan(torch.zeros(1))
+    # s stays <= 0.25 for three steps: actions are bounded by the remaining margin
+    assert action.item() <= 0.26
+    unmasked = planner(device, model, task=dataclasses.replace(task, termination=None), horizon=3)
+    assert unmasked.plan(torch.zeros(1))[0].item() > 0.9
+
+
+def test_pessimism_avoids_where_members_disagree(device):
+    # member 1 predicts s' = 4a, member 0 s' = a: they disagree unless a = 0
+    model = PointModel(device, num_members=2, member_bias=[0.0, 3.0])
+    task = Task(reward=lambda s, a, s2: a[..., 0])
+    model.learn_reward = False
+    optimistic = planner(device, model, task=task, horizon=1)
+    pessimistic = planner(device, model, task=task, horizon=1, pessimism=5.0)
+    assert optimistic.plan(torch.zeros(1))[0].item() > 0.9
+    # reward a is certain; with penalty on member std of returns (which is 0 for reward = a)
+    # the plan is unchanged: pessimism only bites where members disagree on the return
+    assert pessimistic.plan(torch.zeros(1))[0].item() > 0.9
+    disagree = Task(reward=lambda s, a, s2: s2[..., 0])  # return depends on the member
+    opt = planner(device, model, task=disagree, horizon=1)
+    pes = planner(device, model, task=disagree, horizon=1, pessimism=2.0)
+    assert opt.plan(torch.zeros(1))[0].item() > 0.9
+    # returns a and 4a: mean 2.5a - 2 * std (2.12|a|) peaks at a = 0, where members agree
+    assert pes.plan(torch.zeros(1))[0].item() == pytest.approx(0.0, abs=0.05)
+
+
+def test_safe_planning_respects_the_worst_case_cost(device):
+    # reward pulls s to 0.5, cost 1 for s' > 0.3: the safe plan stays below the boundary
+    model = PointModel(device, learn_reward=True)
+    task = Task(cost=lambda s, a, s2: (s2[..., 0] > 0.3).float())
+    unsafe = planner(device, model, task=task)
+    safe = planner(device, model, task=task, cost_limit=0.0, min_feasible=5)
+    assert unsafe.plan(torch.zeros(1))[0].item() == pytest.approx(GOAL, abs=0.05)
+    action, info = safe.plan(torch.zeros(1))
+    assert 0.2 < action.item() <= 0.3
+    assert info.predicted_worst_cost == pytest.approx(0.0)
+    assert info.num_feasible >= 5
+
+
+def test_cem_optimizer_reaches_the_optimum(device):
+    arc = planner(device, optimizer='cem', num_cem_elites=20, temperature=1.0)
+    action, _ = arc.plan(torch.zeros(1))
+    assert action.item() == pytest.approx(GOAL, abs=0.05)
+
+
+def test_rolls_out_only_the_scored_members(device):
+    model = PointModel(device, num_members=3)
+    model.num_members = 3
+    elites = torch.tensor([0, 2], device=device)
+    type(model).elites = property(lambda self: elites)  # type: ignore[assignment]
+    try:
+        arc = planner(device, model, num_particles=4, num_samples=10, num_iterations=2)
+        arc.plan(torch.zeros(1))
+        assert all(shape[0] == 2 for shape in model.calls)
+        assert all(shape[1] == 10 * 4 for shape in model.calls)
+    finally:
+        del type(model).elites
+
+
+def test_value_needs_actor_and_critic(device):
+    with pytest.raises(ValueError, match='actor and a critic'):
+        planner(device, value='q')
+    with pytest.raises(ValueError, match='cost function'):
+        planner(device, cost_limit=0.2)
