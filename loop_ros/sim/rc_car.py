@@ -1,0 +1,381 @@
+"""RC-car circle and drift environments (gymnasium API), and their planner tasks.
+
+The simulated RC car of the LOOP paper (sec. 6, app. C; spec sec. 9): E. Ahn's 3-DoF dynamic
+bicycle with brush tyres (:mod:`loop_ros.sim.rc_car_dynamics`), asked to drive around a circle
+of radius ``r`` = 1 m centred on the origin, counter-clockwise, while staying inside the 1.2 m
+safety boundary.
+
+Registered ids (``import loop_ros.sim``): ``loop_ros/RCCarCircle-v0`` and
+``loop_ros/RCCarDrift-v0``; both 100-step episodes of 0.1 s, with their reward, cost and
+termination registered in :mod:`loop_ros.core.tasks` under the same ids.
+
+Observation (float32, 9), all relative to the circle, so the task is invariant to rotations
+about the origin and these features are a Markov state of the car:
+
+====  ============  ==========================================================================
+ idx   name          meaning
+====  ============  ==========================================================================
+  0    dx            distance to the origin minus r (m); > 0 outside the circle
+  1    theta         heading error: direction of the CCW circle tangent minus yaw, [-pi, pi)
+  2    d(dx)/dt      radial speed (m/s)
+  3    d(theta)/dt   rate of the tangent direction minus the yaw rate (rad/s)
+  4    v_x           body-frame forward velocity (m/s)
+  5    v_y           body-frame leftward velocity (m/s)
+  6    yaw_rate      r (rad/s)
+  7    sin(theta)    smooth heading error (no wrap jump for a learned model)
+  8    cos(theta)
+====  ============  ==========================================================================
+
+Indices 0-3 are the reference's ``CircleEnv`` observation (its d(dx)/dt mixed body and world
+frames; here both rates are exact). Action: ``a in [-1, 1]^2``; ``a[0]`` -> rear-wheel speed
+0..10 m/s, ``a[1]`` -> steering +-pi/6 rad
+(:func:`~loop_ros.sim.rc_car_dynamics.action_to_controls`).
+
+Rewards, on the next observation (speed ``v = sqrt(v_x^2 + v_y^2)``):
+
+* ``circle``: ``-|dx| - 0.25 (v - v_target)^2 - 0.25 max(0, |theta| - pi/2)^2`` (the
+  reference's ``CircleEnv``; ``v_target`` = 1 m/s by default).
+* ``drift``: ``v_t - 2 |dx|`` with ``v_t = v_x cos(theta) + v_y sin(theta)`` the speed along the
+  CCW tangent. Speed on the 1 m circle is capped by friction: holding it at the limit puts both
+  axles near full slide (tyre slip ~40 deg), and the rear's kinetic friction (mu_k > mu_s)
+  makes a powered slide the fastest way round, so the optimum drifts (|side slip| > 10 deg).
+  The ``|dx|`` weight (2 per m) exceeds the speed gained by a wider circle (dv/dr ~ v / 2r).
+
+Cost (both tasks, the paper's constraint): ``1`` when the car is outside the 1.2 m boundary
+(``dx > 0.2``), else 0, reported as ``info['cost']``. The boundary does not end the episode;
+leaving the 3 m arena (``dx > 2``) or a non-finite state does (``terminated=True``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from loop_ros.core.tasks import Task, register_task
+from loop_ros.sim.rc_car_dynamics import (ACTION_DIM, DEFAULT_PARAMS, STATE_DIM, RCCarParams,
+                                          action_to_controls, step_scalar, wrap_angle,
+                                          wrap_angle_torch)
+
+OBS_DX, OBS_THETA, OBS_DDX, OBS_DTHETA = 0, 1, 2, 3
+OBS_VX, OBS_VY, OBS_YAW_RATE, OBS_SIN_THETA, OBS_COS_THETA = 4, 5, 6, 7, 8
+OBS_DIM = 9
+OBS_NAMES = ('dx', 'theta', 'ddx', 'dtheta', 'v_x', 'v_y', 'yaw_rate', 'sin_theta',
+             'cos_theta')
+
+TASKS = ('circle', 'drift')
+CIRCLE_SPEED_WEIGHT = 0.25
+"""lambda_1 of the reference's circle reward (speed error)."""
+CIRCLE_HEADING_WEIGHT = 0.25
+"""lambda_2 of the reference's circle reward (heading error beyond pi/2)."""
+DRIFT_DX_WEIGHT = 2.0
+"""Penalty per metre of |dx| in the drift reward."""
+MIN_RADIUS = 0.01
+"""Distance to the origin (m) below which the rates divide by this instead (no division by 0)."""
+MAX_ANGULAR_RATE = 1e3
+"""Clip of d(theta)/dt (rad/s), which grows as 1 / distance near the origin."""
+OBS_LIMIT = 1e4
+"""Bound of the observation space for the unbounded features (no physical state reaches it)."""
+
+ENV_IDS = {
+    'loop_ros/RCCarCircle-v0': {'task': 'circle'},
+    'loop_ros/RCCarDrift-v0': {'task': 'drift'},
+}
+MAX_EPISODE_STEPS = 100
+START_STEPS = 500
+"""Uniform-random steps before the agent acts: five 100-step episodes."""
+
+
+# ----------------------------------------------------------------------------------------------
+# State -> observation
+
+
+def observation_scalar(state: tuple[float, ...], radius: float = 1.0) -> tuple[float, ...]:
+    """The 9 circle-relative features of one state, as Python floats (see the module table)."""
+    x, y, yaw, v_x, v_y, yaw_rate = state
+    rho = math.hypot(x, y)
+    inv_rho = 1.0 / (rho if rho > MIN_RADIUS else MIN_RADIUS)
+    theta = wrap_angle(math.atan2(y, x) + 0.5 * math.pi - yaw)
+    cos_yaw = math.cos(yaw)
+    sin_yaw = math.sin(yaw)
+    v_world_x = v_x * cos_yaw - v_y * sin_yaw
+    v_world_y = v_x * sin_yaw + v_y * cos_yaw
+    radial_speed = (x * v_world_x + y * v_world_y) * inv_rho
+    angular_rate = (x * v_world_y - y * v_world_x) * inv_rho * inv_rho
+    theta_rate = angular_rate - yaw_rate
+    if theta_rate > MAX_ANGULAR_RATE:  # only within centimetres of the origin
+        theta_rate = MAX_ANGULAR_RATE
+    elif theta_rate < -MAX_ANGULAR_RATE:
+        theta_rate = -MAX_ANGULAR_RATE
+    return (rho - radius, theta, radial_speed, theta_rate, v_x, v_y, yaw_rate,
+            math.sin(theta), math.cos(theta))
+
+
+def observation_torch(state: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
+    """Batched :func:`observation_scalar`: what the env would observe in ``state``.
+
+    Lets a ground-truth model (:class:`~loop_ros.sim.rc_car_dynamics.RCCarDynamicsTorch`)
+    produce observations for planner tests.
+
+    Shapes:
+        state: (..., 6) ``(x, y, yaw, v_x, v_y, yaw_rate)``; returns (..., 9), same dtype.
+    """
+    x, y, yaw, v_x, v_y, yaw_rate = state.unbind(-1)
+    rho = torch.hypot(x, y)
+    inv_rho = 1.0 / rho.clamp_min(MIN_RADIUS)
+    theta = wrap_angle_torch(torch.atan2(y, x) + 0.5 * math.pi - yaw)
+    cos_yaw = torch.cos(yaw)
+    sin_yaw = torch.sin(yaw)
+    v_world_x = v_x * cos_yaw - v_y * sin_yaw
+    v_world_y = v_x * sin_yaw + v_y * cos_yaw
+    radial_speed = (x * v_world_x + y * v_world_y) * inv_rho
+    angular_rate = (x * v_world_y - y * v_world_x) * inv_rho * inv_rho
+    theta_rate = (angular_rate - yaw_rate).clamp(-MAX_ANGULAR_RATE, MAX_ANGULAR_RATE)
+    return torch.stack((rho - radius, theta, radial_speed, theta_rate, v_x, v_y, yaw_rate,
+                        torch.sin(theta), torch.cos(theta)), dim=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tasks: reward, cost and termination on (predicted) observations
+
+
+@dataclass(frozen=True)
+class RCCarTask:
+    """Reward, cost and termination of one RC-car task, in batched torch and in scalar form.
+
+    The torch methods take observations with any leading shape and never leave their device;
+    the env evaluates the scalar twins on its float64 features, so both agree to float32
+    precision on real observations.
+
+    Shapes:
+        obs, next_obs: (..., 9); action: (..., 2); every method returns (...).
+    """
+
+    name: str = 'circle'
+    """'circle' (follow the circle at ``target_speed``) or 'drift' (go round it fast)."""
+    radius: float = 1.0
+    """Radius r of the circle to follow (m)."""
+    target_speed: float = 1.0
+    """v_target of the circle reward (m/s); also sets the reset speed range U(0, 2 v_target)."""
+    boundary_radius: float = 1.2
+    """Cost 1 per step beyond this distance from the origin (m)."""
+    arena_radius: float = 3.0
+    """The episode terminates beyond this distance from the origin (m)."""
+
+    def __post_init__(self) -> None:
+        if self.name not in TASKS:
+            raise ValueError(f'unknown RC-car task {self.name!r}; known: {TASKS}')
+        if not 0.0 < self.radius < self.boundary_radius < self.arena_radius:
+            raise ValueError('need 0 < radius < boundary_radius < arena_radius, got '
+                             f'{self.radius}, {self.boundary_radius}, {self.arena_radius}')
+
+    def reward(self, obs: torch.Tensor, action: torch.Tensor,
+               next_obs: torch.Tensor) -> torch.Tensor:
+        """Reward of reaching ``next_obs`` (``obs`` and ``action`` are unused)."""
+        dx = next_obs[..., OBS_DX]
+        v_x = next_obs[..., OBS_VX]
+        v_y = next_obs[..., OBS_VY]
+        sin_theta = next_obs[..., OBS_SIN_THETA]
+        cos_theta = next_obs[..., OBS_COS_THETA]
+        if self.name == 'drift':
+            # r = v_t - 2 |dx|, v_t = v_x cos(theta) + v_y sin(theta)
+            return v_x * cos_theta + v_y * sin_theta - DRIFT_DX_WEIGHT * dx.abs()
+        # r = -|dx| - 0.25 (v - v_target)^2 - 0.25 max(0, |theta| - pi/2)^2
+        speed = torch.hypot(v_x, v_y)
+        heading_excess = (torch.atan2(sin_theta, cos_theta).abs() - 0.5 * math.pi).clamp_min(0.0)
+        return (-dx.abs() - CIRCLE_SPEED_WEIGHT * (speed - self.target_speed) ** 2
+                - CIRCLE_HEADING_WEIGHT * heading_excess ** 2)
+
+    def cost(self, obs: torch.Tensor, action: torch.Tensor,
+             next_obs: torch.Tensor) -> torch.Tensor:
+        """1 where ``next_obs`` is outside the boundary circle (dx > boundary - r), else 0."""
+        outside = next_obs[..., OBS_DX] > self.boundary_radius - self.radius
+        return outside.to(next_obs.dtype)
+
+    def termination(self, next_obs: torch.Tensor) -> torch.Tensor:
+        """True where ``next_obs`` is outside the arena or not finite."""
+        outside = next_obs[..., OBS_DX] > self.arena_radius - self.radius
+        return outside | ~torch.isfinite(next_obs).all(dim=-1)
+
+    def reward_scalar(self, next_obs: tuple[float, ...]) -> float:
+        """:meth:`reward` of one observation given as floats."""
+        dx = next_obs[OBS_DX]
+        v_x = next_obs[OBS_VX]
+        v_y = next_obs[OBS_VY]
+        if self.name == 'drift':
+            return (v_x * next_obs[OBS_COS_THETA] + v_y * next_obs[OBS_SIN_THETA]
+                    - DRIFT_DX_WEIGHT * abs(dx))
+        heading_excess = max(0.0, abs(next_obs[OBS_THETA]) - 0.5 * math.pi)
+        return (-abs(dx) - CIRCLE_SPEED_WEIGHT * (math.hypot(v_x, v_y) - self.target_speed) ** 2
+                - CIRCLE_HEADING_WEIGHT * heading_excess ** 2)
+
+    def cost_scalar(self, next_obs: tuple[float, ...]) -> float:
+        """:meth:`cost` of one observation given as floats."""
+        return 1.0 if next_obs[OBS_DX] > self.boundary_radius - self.radius else 0.0
+
+    def terminated_scalar(self, next_obs: tuple[float, ...]) -> bool:
+        """:meth:`termination` of one observation given as floats."""
+        if not all(math.isfinite(value) for value in next_obs):
+            return True
+        return next_obs[OBS_DX] > self.arena_radius - self.radius
+
+    def planner_task(self, start_steps: int = START_STEPS) -> Task:
+        """The :class:`~loop_ros.core.tasks.Task` a planner registers for this task."""
+        return Task(termination=self.termination, reward=self.reward, cost=self.cost,
+                    start_steps=start_steps)
+
+
+# ----------------------------------------------------------------------------------------------
+# Environment
+
+
+class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
+    """RC car around a 1 m circle (LOOP sec. 6 / spec sec. 9); see the module docstring.
+
+    Args:
+        task: 'circle' or 'drift'.
+        target_speed: v_target of the circle reward (m/s); resets draw v_x ~ U(0, 2 v_target).
+        radius: circle radius r (m).
+        boundary_radius: cost 1 per step beyond it (m).
+        arena_radius: terminate beyond it (m).
+        dt: control period (s).
+        substeps: fixed RK4 steps per control period.
+        max_episode_steps: truncate after this many steps.
+        params: vehicle parameters.
+        render_mode: None or 'rgb_array' (a top-down frame of ``render_size`` pixels).
+        render_size: side of the rendered square frame (pixels).
+    """
+
+    metadata: dict[str, Any] = {'render_modes': ['rgb_array'], 'render_fps': 10}
+
+    def __init__(self, task: str = 'circle', target_speed: float = 1.0, radius: float = 1.0,
+                 boundary_radius: float = 1.2, arena_radius: float = 3.0, dt: float = 0.1,
+                 substeps: int = 5, max_episode_steps: int = MAX_EPISODE_STEPS,
+                 params: RCCarParams | None = None, render_mode: str | None = None,
+                 render_size: int = 320) -> None:
+        if dt <= 0.0 or substeps < 1 or max_episode_steps < 1:
+            raise ValueError('need dt > 0, substeps >= 1 and max_episode_steps >= 1')
+        if render_mode is not None and render_mode not in self.metadata['render_modes']:
+            raise ValueError(f'render_mode must be None or one of '
+                             f"{self.metadata['render_modes']}, got {render_mode!r}")
+        self.task_spec = RCCarTask(task, radius, target_speed, boundary_radius, arena_radius)
+        self.params = params if params is not None else DEFAULT_PARAMS
+        self.dt = float(dt)
+        self.substeps = int(substeps)
+        self.max_episode_steps = int(max_episode_steps)
+        self.render_mode = render_mode
+        self.render_size = int(render_size)
+        self.metadata = {**self.metadata, 'render_fps': max(1, round(1.0 / self.dt))}
+        self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        high = np.full(OBS_DIM, OBS_LIMIT, dtype=np.float32)
+        high[OBS_THETA] = math.pi
+        high[[OBS_SIN_THETA, OBS_COS_THETA]] = 1.0
+        self.observation_space = spaces.Box(-high, high, (OBS_DIM,), np.float32)
+        self._state: tuple[float, ...] = (-radius, 0.0, -0.5 * math.pi, 0.0, 0.0, 0.0)
+        self._elapsed_steps = 0
+        self._trail: list[tuple[float, ...]] = []
+
+    @property
+    def task(self) -> Task:
+        """The planner task matching this env's configuration."""
+        return self.task_spec.planner_task()
+
+    @property
+    def state(self) -> np.ndarray:
+        """``(x, y, yaw, v_x, v_y, yaw_rate)`` as float64 (6,), a copy."""
+        return np.array(self._state, dtype=np.float64)
+
+    def base_pose_twist(self) -> tuple[float, float, float, float, float, float]:
+        """Pose and body twist for odometry: ``(x, y, yaw, v_x, v_y, yaw_rate)``.
+
+        Position in the world frame (m), yaw in [-pi, pi) (rad), ``v_x, v_y`` in the body frame
+        (m/s, x forward, y left), yaw rate (rad/s).
+        """
+        x, y, yaw, v_x, v_y, yaw_rate = self._state
+        return float(x), float(y), float(yaw), float(v_x), float(v_y), float(yaw_rate)
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode from the randomised start of spec sec. 9.
+
+        ``x = -r + U(-0.25, 0.25)``, ``y = 0``, ``yaw = 270 deg + U(-60, 60) deg``,
+        ``v_x ~ U(0, 2 v_target)``, ``v_y ~ U(-0.6, 0.6)``, ``yaw_rate ~ U(-2, 2)``.
+        ``options={'state': (6,)}`` starts from the given state instead.
+        """
+        super().reset(seed=seed)
+        if options is not None and options.get('state') is not None:
+            start = np.asarray(options['state'], dtype=np.float64).reshape(STATE_DIM)
+            if not np.all(np.isfinite(start)):
+                raise ValueError('options["state"] must be finite')
+            state = [float(value) for value in start]
+            state[2] = wrap_angle(state[2])
+        else:
+            rng = self.np_random
+            spec = self.task_spec
+            state = [-spec.radius + rng.uniform(-0.25, 0.25), 0.0,
+                     wrap_angle(math.radians(270.0) + rng.uniform(-math.pi / 3, math.pi / 3)),
+                     rng.uniform(0.0, 2.0 * spec.target_speed), rng.uniform(-0.6, 0.6),
+                     rng.uniform(-2.0, 2.0)]
+        self._state = tuple(state)
+        self._elapsed_steps = 0
+        self._trail = [self._state] if self.render_mode is not None else []
+        features = observation_scalar(self._state, self.task_spec.radius)
+        return np.array(features, dtype=np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Advance one control period.
+
+        Returns:
+            ``(obs, reward, terminated, truncated, info)``; ``info`` holds ``cost`` (1 outside
+            the boundary), ``speed`` (m/s), ``side_slip`` (atan2(v_y, v_x), rad) and ``dx``.
+        """
+        action0 = float(action[0])
+        action1 = float(action[1])
+        if not (math.isfinite(action0) and math.isfinite(action1)):
+            raise ValueError(f'action must be finite, got {action!r}')
+        v_wheel, delta = action_to_controls(action0, action1)
+        self._state = step_scalar(self._state, v_wheel, delta, self.dt, self.substeps,
+                                  self.params)
+        self._elapsed_steps += 1
+        if self.render_mode is not None:
+            self._trail.append(self._state)
+        spec = self.task_spec
+        features = observation_scalar(self._state, spec.radius)
+        terminated = spec.terminated_scalar(features)
+        v_x, v_y = self._state[3], self._state[4]
+        info = {'cost': spec.cost_scalar(features), 'speed': math.hypot(v_x, v_y),
+                'side_slip': math.atan2(v_y, v_x), 'dx': features[OBS_DX]}
+        return (np.array(features, dtype=np.float32), spec.reward_scalar(features), terminated,
+                self._elapsed_steps >= self.max_episode_steps, info)
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        """A top-down uint8 (H, W, 3) frame in 'rgb_array' mode; None otherwise."""
+        if self.render_mode != 'rgb_array':
+            return None
+        from loop_ros.sim.render import render_frame
+        trail = np.array(self._trail if self._trail else [self._state], dtype=np.float64)
+        spec = self.task_spec
+        return render_frame(trail, size=self.render_size, radius=spec.radius,
+                            boundary_radius=spec.boundary_radius,
+                            step=self._elapsed_steps, dt=self.dt)
+
+
+def make_task(task: str = 'circle', target_speed: float = 1.0, radius: float = 1.0,
+              boundary_radius: float = 1.2, arena_radius: float = 3.0,
+              start_steps: int = START_STEPS) -> Task:
+    """Planner task of an env built with the same arguments (for non-default configurations)."""
+    return RCCarTask(task, radius, target_speed, boundary_radius, arena_radius).planner_task(
+        start_steps)
+
+
+def register() -> None:
+    """Register the gymnasium ids and their planner tasks; safe to call more than once."""
+    for env_id, kwargs in ENV_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point='loop_ros.sim.rc_car:RCCarEnv', kwargs=dict(kwargs),
+                         max_episode_steps=MAX_EPISODE_STEPS)
+        register_task(env_id, make_task(**kwargs))
