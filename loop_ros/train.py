@@ -217,6 +217,8 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
     save_checkpoint(out / 'final.pt', {**learner.policy_state(), 'env_id': env_id},
                     kind=CHECKPOINT_KIND)
     plot_learning_curve(out)
+    if env_id.startswith('loop_ros/RCCar'):
+        render_rc_car_episode(env_id, policy, out, seed=tcfg.seed + 1000)
     return TrainResult(out, last_eval, wall, tcfg.total_steps,
                        float(np.median(plan_times)) if plan_times else float('nan'))
 
@@ -264,6 +266,23 @@ def plot_learning_curve(out_dir: Path) -> Path | None:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def render_rc_car_episode(env_id: str, policy: LoopPolicy, out_dir: Path, seed: int
+                          ) -> tuple[float, float]:
+    """One eval-mode episode drawn top-down: ``episode.gif`` and ``episode.png``."""
+    from loop_ros.sim.render import render_episode
+    env = make_env(env_id)
+    states: list[np.ndarray] = []
+    act = (lambda o: policy.act(o, explore=False)[0]) if policy.planner is not None or \
+        policy.sac is not None else (lambda o: policy.random_action())
+    ret, cost = run_episode(env, act, seed, on_reset=policy.reset, record=states)
+    dt = float(getattr(env.unwrapped, 'dt', 0.1))
+    title = f'{policy.cfg.train.algo}: return {ret:.1f}, cost {cost:.0f}'
+    for suffix in ('gif', 'png'):
+        render_episode(np.stack(states), out_dir / f'episode.{suffix}', title=title, dt=dt)
+    env.close()
+    return ret, cost
 
 
 def torch_threads(num: int) -> None:

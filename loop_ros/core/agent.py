@@ -238,6 +238,24 @@ class LoopPolicy:
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         return self.sac.actor.mean_action(obs_t).cpu().numpy()
 
+    def imagined_poses(self, obs: np.ndarray, dt: float) -> np.ndarray | None:
+        """(H+1, 3) planar poses (x, y, yaw) in the robot frame along the executed plan.
+
+        Integrates the imagined body twist (``Task.body_twist_indices``); None when the task
+        has no planar base or there is no planner.
+        """
+        if self.planner is None or self.task.body_twist_indices is None:
+            return None
+        ix, iy, ir = self.task.body_twist_indices
+        states = self.planner.imagine_plan(torch.as_tensor(obs)).cpu().numpy()
+        poses = np.zeros((len(states), 3))
+        for t in range(1, len(states)):
+            x, y, yaw = poses[t - 1]
+            vx, vy, rate = states[t - 1, ix], states[t - 1, iy], states[t - 1, ir]
+            poses[t] = (x + (vx * np.cos(yaw) - vy * np.sin(yaw)) * dt,
+                        y + (vx * np.sin(yaw) + vy * np.cos(yaw)) * dt, yaw + rate * dt)
+        return poses
+
     def load_policy_state(self, state: dict[str, Any], version: int | None = None) -> None:
         """Swap in weights from :meth:`LoopLearner.policy_state` (between control ticks)."""
         if state['obs_dim'] != self.obs_dim or state['act_dim'] != self.act_dim:

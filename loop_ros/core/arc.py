@@ -153,6 +153,19 @@ class ArcPlanner:
         info = self._info(scores, weights, var, worst_costs)
         return plan[0].clamp(ACTION_LOW, ACTION_HIGH), info
 
+    @torch.no_grad()
+    def imagine_plan(self, obs: torch.Tensor) -> torch.Tensor:
+        """Mean imagined states (H+1, O) along the last executed plan (for visualisation)."""
+        members = self._members()
+        state = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(
+            1, 1, self.obs_dim).expand(members.numel(), 1, self.obs_dim)
+        states = [state.mean(dim=0)[0]]
+        for action in self._prev_plan:
+            state, _ = self.model.predict(state, action.expand(members.numel(), 1, self.act_dim),
+                                          members, deterministic=True)
+            states.append(state.mean(dim=0)[0])
+        return torch.stack(states)
+
     # --- the steps of plan() -----------------------------------------------------------------
 
     def _shifted_plan(self) -> torch.Tensor:

@@ -266,3 +266,30 @@ def replace(cfg: Any, **changes: Any) -> Any:
     for head, sub in nested.items():
         flat[head] = replace(getattr(cfg, head), **sub)
     return dataclasses.replace(cfg, **flat)
+
+
+def markdown_tables(cfg_type: type = LoopConfig, prefix: str = '') -> str:
+    """Parameter reference (name, default, range, static, description) as Markdown tables."""
+    lines: list[str] = []
+    nested = {f.name: f.default_factory for f in dataclasses.fields(cfg_type)
+              if isinstance(f.default_factory, type)  # type: ignore[misc]
+              and dataclasses.is_dataclass(f.default_factory)}
+    own = list(iter_fields(cfg_type))
+    if own:
+        lines += [f'### `{prefix.rstrip(".") or cfg_type.__name__}` ({cfg_type.__name__})', '',
+                  (cfg_type.__doc__ or '').strip().splitlines()[0], '',
+                  '| parameter | default | range | static | description |',
+                  '|---|---|---|---|---|']
+        for f in own:
+            rng = f.metadata.get('range')
+            rng_text = '' if rng is None else (
+                ', '.join(f'`{r}`' for r in rng) if isinstance(rng[0], str)
+                else f'[{rng[0]}, {rng[1]}]')
+            default = list(f.default) if isinstance(f.default, tuple) else f.default
+            desc = f.metadata['description'].replace('|', '\\|')
+            lines.append(f'| `{prefix}{f.name}` | `{default}` | {rng_text} | '
+                         f'{"yes" if f.metadata.get("static") else ""} | {desc} |')
+        lines.append('')
+    for name, sub in nested.items():
+        lines.append(markdown_tables(sub, f'{prefix}{name}.'))
+    return '\n'.join(lines)

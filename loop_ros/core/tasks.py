@@ -32,6 +32,9 @@ class Task:
     cost: StepFn | None = None
     start_steps: int = 1000
     """Uniform-random steps before the agent acts (the reference's per-env exploration)."""
+    body_twist_indices: tuple[int, int, int] | None = None
+    """Indices of (v_x, v_y, yaw_rate) in the observation (body frame), when the robot is a
+    planar base: lets the planner draw its imagined trajectory as a path."""
 
     def terminated(self, next_obs: torch.Tensor) -> torch.Tensor:
         """Bool (...) mask; all False when the task never terminates."""

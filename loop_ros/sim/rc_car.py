@@ -226,7 +226,8 @@ class RCCarTask:
     def planner_task(self, start_steps: int = START_STEPS) -> Task:
         """The :class:`~loop_ros.core.tasks.Task` a planner registers for this task."""
         return Task(termination=self.termination, reward=self.reward, cost=self.cost,
-                    start_steps=start_steps)
+                    start_steps=start_steps,
+                    body_twist_indices=(OBS_VX, OBS_VY, OBS_YAW_RATE))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -506,5 +506,5 @@ def register() -> None:
             gym.register(id=env_id, entry_point=f'{__name__}:{cls}',
                          max_episode_steps=MAX_EPISODE_STEPS)
         register_task(env_id, Task(termination=None, reward=None, cost=hazard_cost,
-                                   start_steps=START_STEPS))
+                                   start_steps=START_STEPS, body_twist_indices=(0, 1, 2)))
     _REGISTERED = True
