@@ -42,8 +42,11 @@ Rewards, on the next observation (speed ``v = sqrt(v_x^2 + v_y^2)``):
   The ``|dx|`` weight (2 per m) exceeds the speed gained by a wider circle (dv/dr ~ v / 2r).
 
 Cost (both tasks, the paper's constraint): ``1`` when the car is outside the 1.2 m boundary
-(``dx > 0.2``), else 0, reported as ``info['cost']``. The boundary does not end the episode;
-leaving the 3 m arena (``dx > 2``) or a non-finite state does (``terminated=True``).
+(``dx > 0.2``), else 0, reported as ``info['cost']``. The boundary does not end the episode,
+and by default nothing but a non-finite state does (``terminated=True``): with rewards that are
+negative per step, ending the episode early would pay (leaving would beat staying), so the
+registered tasks have no arena. An ``arena_radius`` can still be given to end runaway episodes
+(e.g. to mirror a real track's limits); the planner's termination function follows it.
 """
 from __future__ import annotations
 
@@ -163,8 +166,8 @@ class RCCarTask:
     """v_target of the circle reward (m/s); also sets the reset speed range U(0, 2 v_target)."""
     boundary_radius: float = 1.2
     """Cost 1 per step beyond this distance from the origin (m)."""
-    arena_radius: float = 3.0
-    """The episode terminates beyond this distance from the origin (m)."""
+    arena_radius: float = math.inf
+    """The episode terminates beyond this distance from the origin (m); none by default."""
 
     def __post_init__(self) -> None:
         if self.name not in TASKS:
@@ -254,7 +257,7 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
     metadata: dict[str, Any] = {'render_modes': ['rgb_array'], 'render_fps': 10}
 
     def __init__(self, task: str = 'circle', target_speed: float = 1.0, radius: float = 1.0,
-                 boundary_radius: float = 1.2, arena_radius: float = 3.0, dt: float = 0.1,
+                 boundary_radius: float = 1.2, arena_radius: float = math.inf, dt: float = 0.1,
                  substeps: int = 5, max_episode_steps: int = MAX_EPISODE_STEPS,
                  params: RCCarParams | None = None, render_mode: str | None = None,
                  render_size: int = 320) -> None:
@@ -366,7 +369,7 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
 
 
 def make_task(task: str = 'circle', target_speed: float = 1.0, radius: float = 1.0,
-              boundary_radius: float = 1.2, arena_radius: float = 3.0,
+              boundary_radius: float = 1.2, arena_radius: float = math.inf,
               start_steps: int = START_STEPS) -> Task:
     """Planner task of an env built with the same arguments (for non-default configurations)."""
     return RCCarTask(task, radius, target_speed, boundary_radius, arena_radius).planner_task(

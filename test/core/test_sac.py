@@ -102,11 +102,11 @@ def test_sac_learns_pendulum(tmp_path):
     """SAC alone on Pendulum-v1: the actor's return beats what random play ever averages."""
     from loop_ros.train import train
     cfg = replace(LoopConfig(), **{
-        'sac.hidden_sizes': (64, 64), 'train.algo': 'sac', 'train.total_steps': 3500,
-        'train.start_steps': 500, 'train.sac_update_every': 1, 'train.eval_every': 0,
+        'sac.hidden_sizes': (64, 64), 'train.algo': 'sac', 'train.total_steps': 5000,
+        'train.start_steps': 1000, 'train.sac_update_every': 1, 'train.eval_every': 0,
         'train.actor_eval_episodes': 5, 'train.device': 'cpu', 'train.seed': 1})
     result = train('Pendulum-v1', cfg, tmp_path, progress=False, log=lambda s: None)
     # random play on Pendulum-v1 averages about -1200 (single episodes -900 .. -1800)
-    assert result.final_eval.actor_return > -600, result.final_eval
+    assert result.final_eval.actor_return > -400, result.final_eval
     assert (tmp_path / 'learning_curve.png').stat().st_size > 0
     assert (tmp_path / 'final.pt').exists()

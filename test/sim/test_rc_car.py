@@ -15,7 +15,8 @@ from PIL import Image
 import loop_ros.sim
 from loop_ros.core.tasks import get_task
 from loop_ros.sim import rc_car
-from loop_ros.sim.rc_car import (OBS_DIM, OBS_DTHETA, OBS_DX, OBS_THETA, RCCarEnv, RCCarTask,
+from loop_ros.sim.rc_car import (make_task, OBS_DIM, OBS_DTHETA, OBS_DX, OBS_THETA, RCCarEnv,
+                                 RCCarTask,
                                  observation_torch)
 from loop_ros.sim.rc_car_dynamics import (DEFAULT_PARAMS, RCCarDynamicsTorch, action_to_controls,
                                           derivatives_torch,
@@ -95,7 +96,7 @@ def test_truncates_exactly_at_step_100() -> None:
 
 
 def test_terminates_when_leaving_the_arena() -> None:
-    env = gym.make('loop_ros/RCCarCircle-v0')
+    env = gym.make('loop_ros/RCCarCircle-v0', arena_radius=3.0)
     env.reset(seed=0, options={'state': (-1.0, 0.0, math.pi, 3.0, 0.0, 0.0)})  # heading out
     for step in range(1, 101):
         obs, _, terminated, truncated, info = env.step(np.array([1.0, 0.0], np.float32))
@@ -265,7 +266,7 @@ def test_observation_geometry() -> None:
 
 @pytest.mark.parametrize('env_id', ENV_IDS)
 def test_task_functions_match_the_env_on_real_observations(env_id: str) -> None:
-    env = gym.make(env_id)
+    env = gym.make(env_id, arena_radius=3.0)
     rng = np.random.default_rng(0)
     rows = []
     for episode in range(4):  # random play, then drives that cross the boundary and the arena
@@ -279,10 +280,12 @@ def test_task_functions_match_the_env_on_real_observations(env_id: str) -> None:
     terminated = np.array([row[4] for row in rows])
     costs = np.array([row[6]['cost'] for row in rows])
     assert costs.sum() > 0 and (costs == 0).sum() > 0 and terminated.sum() > 0
-    task = get_task(env_id, warn=False)
+    task = make_task('drift' if 'Drift' in env_id else 'circle', arena_radius=3.0)
     np.testing.assert_allclose(task.reward(obs, action, next_obs).numpy(), rewards, atol=1e-4)
     np.testing.assert_array_equal(task.cost(obs, action, next_obs).numpy(), costs)
     np.testing.assert_array_equal(task.terminated(next_obs).numpy(), terminated)
+    # the registered task has no arena: only non-finite states terminate
+    assert not get_task(env_id, warn=False).terminated(next_obs).any()
 
 
 def test_circle_reward_formula() -> None:

@@ -1,0 +1,323 @@
+"""THE one description of the loop_ros ROS graphs (nodes, arguments, parameters, remappings).
+
+Both front ends are built from it, so they start the same nodes with the same names,
+namespaces, parameters and remappings:
+
+* ``launch/<graph>.launch.py``: real ROS 2 launch files (``ros2 launch loop_ros rccar.launch.py``)
+  that turn :class:`NodeSpec` s into ``launch_ros.actions.Node`` actions;
+* :mod:`loop_ros.launcher`: the package's own launcher for pip venvs without ``ros2 launch``
+  (``loop-ros launch rccar robots:=2``, ``python -m loop_ros.launcher rccar``).
+
+This module imports neither rclpy nor launch (``test/test_layering.py``): it is plain data plus
+one function per graph mapping resolved arguments to node specs.
+
+Multi-robot (``robots:=N`` with N > 1): robot ``i`` runs a ``sim_bridge`` and a ``planner`` in
+``<namespace>/robot<i>``; ONE ``learner`` runs in ``<namespace>``. Fan-in uses plain ROS
+many-to-one topics: every bridge remaps its relative ``transition`` to the shared
+``<namespace>/transition`` (each message names its producer in ``header.frame_id``), and every
+planner remaps ``policy_update`` to the learner's ``<namespace>/policy_update``. Each robot has
+its own simulated time: its bridge and planner remap ``/clock`` to ``<namespace>/robot<i>/clock``
+(the learner follows robot 0's clock). With one robot nothing is remapped and all nodes share
+``<namespace>`` and ``/clock``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field
+import os
+import re
+from typing import Any, Callable, Mapping
+
+PACKAGE = 'loop_ros'
+
+# --- topic names (relative: namespaces and remappings apply) ------------------------------------
+OBSERVATION_TOPIC = 'observation'      # loop_ros/Observation, bridge -> planner
+ACTION_TOPIC = 'action'                # loop_ros/Action, planner -> bridge
+TRANSITION_TOPIC = 'transition'        # loop_ros/Transition, bridge(s) -> learner
+POLICY_UPDATE_TOPIC = 'policy_update'  # loop_ros/PolicyUpdate, learner -> planner(s), latched
+EPISODE_STATS_TOPIC = 'episode_stats'  # loop_ros/EpisodeStats, bridge -> anyone
+ODOM_TOPIC = 'odom'                    # nav_msgs/Odometry, bridge -> anyone
+PLAN_STATS_TOPIC = '~/plan_stats'      # loop_ros/PlanStats, planner diagnostics
+PLAN_PATH_TOPIC = '~/plan'             # nav_msgs/Path, planner (publish_path)
+TRAIN_STATS_TOPIC = '~/train_stats'    # learner diagnostics
+CLOCK_TOPIC = '/clock'                 # rosgraph_msgs/Clock, bridge -> all (absolute)
+
+NODE_NAMES = ('sim_bridge', 'planner', 'learner')
+EXECUTABLES: dict[str, str] = {
+    'sim_bridge_node': 'loop_ros.nodes.sim_bridge_node',
+    'planner_node': 'loop_ros.nodes.planner_node',
+    'learner_node': 'loop_ros.nodes.learner_node',
+}
+"""Executable name (``lib/loop_ros/<exe>``, ``[project.scripts]``) -> Python module with main()."""
+NODE_EXECUTABLES = {'sim_bridge': 'sim_bridge_node', 'planner': 'planner_node',
+                    'learner': 'learner_node'}
+
+LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+MAX_ROBOTS = 64
+_TRUE = ('true', '1', 'yes', 'on')
+_FALSE = ('false', '0', 'no', 'off')
+_NS_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+class GraphError(ValueError):
+    """A launch argument is unknown or has a bad value."""
+
+
+def normalize_namespace(ns: str) -> str:
+    """``''``/``'/'`` -> ``'/'``; ``'loop/'`` -> ``'/loop'``; raises GraphError if invalid."""
+    tokens = [t for t in ns.strip().split('/') if t]
+    for t in tokens:
+        if not _NS_TOKEN.match(t) or '__' in t:
+            raise GraphError(f'namespace {ns!r}: {t!r} is not a valid ROS name token (letters, '
+                             'digits and single underscores; must not start with a digit)')
+    return '/' + '/'.join(tokens)
+
+
+def join_namespace(ns: str, *names: str) -> str:
+    """Join namespace parts: ``('/', 'robot0')`` -> ``'/robot0'``."""
+    return normalize_namespace('/'.join((ns, *names)))
+
+
+def parse_bool(text: str) -> bool:
+    """Launch-style boolean ('true'/'false', also 1/0, yes/no, on/off)."""
+    low = str(text).strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f'expected true or false, got {text!r}')
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """A declared launch argument: what ``DeclareLaunchArgument`` and ``--help`` show."""
+
+    name: str
+    default: str
+    description: str
+    kind: str = 'str'
+    """How the string is parsed: str, bool, int, float, namespace, nodes."""
+    choices: tuple[str, ...] = ()
+    low: float | None = None
+    high: float | None = None
+
+    def parse(self, text: str) -> Any:
+        """The typed value of ``text``; raises GraphError with the argument's name."""
+        text = str(text)
+        try:
+            if self.choices and text not in self.choices:
+                raise ValueError(f'expected one of {list(self.choices)}, got {text!r}')
+            if self.kind == 'bool':
+                return parse_bool(text)
+            if self.kind == 'namespace':
+                return normalize_namespace(text)
+            if self.kind == 'nodes':
+                return _parse_nodes(text)
+            if self.kind in ('int', 'float'):
+                value: float = int(text) if self.kind == 'int' else float(text)
+                if value != value or value in (float('inf'), float('-inf')):
+                    raise ValueError(f'expected a finite number, got {text!r}')
+                if self.low is not None and value < self.low:
+                    raise ValueError(f'must be >= {self.low:g}, got {text}')
+                if self.high is not None and value > self.high:
+                    raise ValueError(f'must be <= {self.high:g}, got {text}')
+                return value
+            return text
+        except (GraphError, ValueError) as exc:
+            raise GraphError(f'launch argument {self.name}:={text!r}: {exc}') from None
+
+
+def _parse_nodes(text: str) -> tuple[str, ...]:
+    if text.strip() == 'all':
+        return NODE_NAMES
+    names = tuple(n.strip() for n in text.split(',') if n.strip())
+    unknown = [n for n in names if n not in NODE_NAMES]
+    if unknown or not names:
+        raise ValueError(f"expected 'all' or a comma-separated subset of {list(NODE_NAMES)}, "
+                         f'got {text!r}')
+    return names
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a graph: enough for a launch_ros ``Node`` action and for a process."""
+
+    name: str
+    executable: str
+    namespace: str = '/'
+    params_files: tuple[str, ...] = ()
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    """Inline parameters, applied after the files (they win)."""
+    remappings: tuple[tuple[str, str], ...] = ()
+    required: bool = True
+    """When it exits, the whole graph is shut down (launch: ``on_exit=Shutdown()``)."""
+    respawn: bool = False
+    respawn_delay_s: float = 2.0
+    log_level: str = 'info'
+    package: str = PACKAGE
+
+    @property
+    def module(self) -> str:
+        """Python module whose ``main()`` runs this node (``python -m <module>``)."""
+        return EXECUTABLES[self.executable]
+
+    @property
+    def fully_qualified_name(self) -> str:
+        """``/<namespace>/<name>``."""
+        return join_namespace(self.namespace, self.name)
+
+    @property
+    def label(self) -> str:
+        """Short unique label for log prefixes: ``robot0/planner``."""
+        return self.fully_qualified_name.lstrip('/')
+
+
+@dataclass(frozen=True)
+class GraphDescription:
+    """A named graph: its declared arguments and the function building its nodes."""
+
+    name: str
+    description: str
+    arguments: tuple[LaunchArgument, ...]
+    build: Callable[[GraphDescription, Mapping[str, Any], str], list[NodeSpec]]
+    config_file: str = ''
+    """Default params file, relative to the package share directory."""
+
+    def argument(self, name: str) -> LaunchArgument:
+        """The declared argument ``name``; GraphError lists the known ones otherwise."""
+        for arg in self.arguments:
+            if arg.name == name:
+                return arg
+        raise GraphError(self._unknown(name))
+
+    def _unknown(self, name: str) -> str:
+        known = ', '.join(a.name for a in self.arguments)
+        return f'graph {self.name!r} has no launch argument {name!r}; known: {known}'
+
+    def defaults(self) -> dict[str, str]:
+        """Argument name -> default string."""
+        return {a.name: a.default for a in self.arguments}
+
+    def resolve(self, given: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with ``given`` (strings), parsed and validated."""
+        given = dict(given or {})
+        for name in given:
+            if name not in self.defaults():
+                raise GraphError(self._unknown(name))
+        raw = {**self.defaults(), **{k: str(v) for k, v in given.items()}}
+        return {a.name: a.parse(raw[a.name]) for a in self.arguments}
+
+    def nodes(self, given: Mapping[str, str] | None, share_dir: str) -> list[NodeSpec]:
+        """The node specs for the given argument strings.
+
+        Args:
+            given: ``name -> value`` strings from the command line / launch configurations.
+            share_dir: the package share directory (``<prefix>/share/loop_ros`` or the source
+                tree), where ``config/`` lives.
+        """
+        return self.build(self, self.resolve(given), share_dir)
+
+
+def _common_arguments(env_default: str, env_choices: tuple[str, ...], env_help: str
+                      ) -> tuple[LaunchArgument, ...]:
+    return (
+        LaunchArgument('namespace', '', "top-level namespace of the graph ('' = root)",
+                       kind='namespace'),
+        LaunchArgument('use_sim_time', 'true', 'nodes follow the /clock of the sim bridge '
+                       '(simulated time)', kind='bool'),
+        LaunchArgument('params_file', '', "parameters YAML keyed by node name ('' = the "
+                       "package's config/<graph>.yaml)"),
+        LaunchArgument('env', env_default, env_help, choices=env_choices),
+        LaunchArgument('robots', '1', 'number of simulated robots; robot i runs a sim bridge '
+                       'and a planner in <namespace>/robot<i> and one learner trains from all',
+                       kind='int', low=1, high=MAX_ROBOTS),
+        LaunchArgument('seed', '0', 'base seed: robot i uses seed + i (sim bridge seed and '
+                       'planner train.seed), the learner uses seed', kind='int', low=0,
+                       high=2**31 - 1 - MAX_ROBOTS),
+        LaunchArgument('real_time_factor', '1.0', 'sim seconds per wall second (1 = real '
+                       'time, 0 = as fast as possible)', kind='float', low=0.0, high=1000.0),
+        LaunchArgument('autostart', 'true', 'configure and activate the planner(s) on start',
+                       kind='bool'),
+        LaunchArgument('checkpoint_dir', '', 'checkpoint directory of learner and planners '
+                       "('' = the params file's checkpoint_dir)"),
+        LaunchArgument('log_level', 'info', 'log level of all nodes', choices=LOG_LEVELS),
+        LaunchArgument('nodes', 'all', "nodes to start: 'all' or a comma-separated subset of "
+                       'sim_bridge,planner,learner', kind='nodes'),
+    )
+
+
+def _build_loop_graph(graph: GraphDescription, args: Mapping[str, Any], share_dir: str
+                      ) -> list[NodeSpec]:
+    """sim bridge(s) + planner(s) + one learner (see the module docstring)."""
+    ns = args['namespace']
+    params_file = args['params_file'] or os.path.join(share_dir, graph.config_file)
+    files = (params_file,)
+    robots = int(args['robots'])
+    seed = int(args['seed'])
+    common: dict[str, Any] = {'use_sim_time': args['use_sim_time'], 'env_id': args['env']}
+    ckpt = {'checkpoint_dir': args['checkpoint_dir']} if args['checkpoint_dir'] else {}
+    wanted = set(args['nodes'])
+    level = args['log_level']
+    specs: list[NodeSpec] = []
+    if 'learner' in wanted:
+        remaps = ((CLOCK_TOPIC, join_namespace(ns, 'robot0', 'clock')),) if robots > 1 else ()
+        specs.append(NodeSpec(
+            name='learner', executable='learner_node', namespace=ns, params_files=files,
+            parameters={**common, **ckpt, 'train.seed': seed}, remappings=remaps,
+            log_level=level))
+    for i in range(robots):
+        robot_ns = join_namespace(ns, f'robot{i}') if robots > 1 else ns
+        multi = robots > 1
+        clock_remap = ((CLOCK_TOPIC, join_namespace(robot_ns, 'clock')),) if multi else ()
+        if 'sim_bridge' in wanted:
+            frames = ({'odom_frame_id': f'robot{i}/odom', 'base_frame_id': f'robot{i}/base_link'}
+                      if multi else {})
+            remaps = clock_remap + (
+                ((TRANSITION_TOPIC, join_namespace(ns, TRANSITION_TOPIC)),) if multi else ())
+            specs.append(NodeSpec(
+                name='sim_bridge', executable='sim_bridge_node', namespace=robot_ns,
+                params_files=files, remappings=remaps, log_level=level,
+                parameters={**common, 'seed': seed + i,
+                            'real_time_factor': float(args['real_time_factor']), **frames}))
+        if 'planner' in wanted:
+            remaps = clock_remap + (
+                ((POLICY_UPDATE_TOPIC, join_namespace(ns, POLICY_UPDATE_TOPIC)),)
+                if multi else ())
+            specs.append(NodeSpec(
+                name='planner', executable='planner_node', namespace=robot_ns,
+                params_files=files, remappings=remaps, log_level=level,
+                parameters={**common, **ckpt, 'autostart': args['autostart'],
+                            'train.seed': seed + i}))
+    return specs
+
+
+RCCAR_ENVS = ('loop_ros/RCCarCircle-v0', 'loop_ros/RCCarDrift-v0')
+
+GRAPHS: dict[str, GraphDescription] = {
+    'rccar': GraphDescription(
+        name='rccar',
+        description='LOOP on the simulated RC car: sim bridge(s), ARC planner(s), one learner',
+        arguments=_common_arguments(RCCAR_ENVS[0], RCCAR_ENVS, 'gymnasium id of the task'),
+        build=_build_loop_graph, config_file='config/rccar.yaml'),
+    'mujoco': GraphDescription(
+        name='mujoco',
+        description='LOOP on a gymnasium MuJoCo task: sim bridge(s), ARC planner(s), one '
+                    'learner',
+        arguments=_common_arguments('InvertedPendulum-v5', (), 'gymnasium id of the task'),
+        build=_build_loop_graph, config_file='config/mujoco.yaml'),
+}
+"""Graph name -> description; ``launch/<name>.launch.py`` exists for each."""
+
+
+def get_graph(name: str) -> GraphDescription:
+    """The graph called ``name``; GraphError lists the known ones otherwise."""
+    try:
+        return GRAPHS[name]
+    except KeyError:
+        raise GraphError(f'unknown graph {name!r}; known: {", ".join(GRAPHS)}') from None
+
+
+def node_specs(graph_name: str, arguments: Mapping[str, str] | None, share_dir: str
+               ) -> list[NodeSpec]:
+    """Node specs of graph ``graph_name`` for launch argument strings ``arguments``."""
+    return get_graph(graph_name).nodes(arguments, share_dir)

@@ -1,0 +1,170 @@
+"""``learner``: SAC and the ensemble trained from logged transitions; weights to the planner(s).
+
+* Subscribes to ``transition`` (reliable, depth >= 1000: nothing is dropped silently; a
+  malformed transition is rejected with a throttled warning and counted). With several robots
+  the bridges publish on one shared topic; ``header.frame_id`` (the producer) keeps each robot's
+  successor chain apart in the replay buffer (SARSA next actions).
+* A timer does bounded work per tick (``LoopLearner.train``: a due model retrain, then at most
+  ``updates_per_tick`` SAC steps), in its own callback group, so transitions keep arriving
+  while it trains.
+* Every ``checkpoint_every_steps`` transitions, after each model retrain, and when exploration
+  ends, it writes ``policy_<version>.pt`` atomically into ``checkpoint_dir`` and announces it on
+  ``policy_update`` (latched), with ``explore = env_steps < start_steps``: the planners act
+  uniformly at random until the learner has that many transitions. The newest few checkpoints
+  are kept.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+from loop_ros import graph
+from loop_ros.core.agent import LoopLearner
+from loop_ros.core.agent import resolve_device
+from loop_ros.core.agent import seed_everything
+from loop_ros.core.checkpoint import save_checkpoint
+from loop_ros.core.config import ConfigError
+from loop_ros.core.config import LoopConfig
+from loop_ros.core.node_config import LearnerNodeConfig
+from loop_ros.core.node_config import NODE_PARAMETERS
+from loop_ros.core.tasks import get_task
+from loop_ros.msg import PolicyUpdate
+from loop_ros.msg import Transition
+from loop_ros.nodes.planner_node import CHECKPOINT_KIND
+from loop_ros.nodes.planner_node import env_spec
+from loop_ros.ros import qos
+from loop_ros.ros.conversions import transition_from_msg
+from loop_ros.ros.params import declare_groups
+from loop_ros.ros.params import read_config
+
+KEEP_CHECKPOINTS = 3
+
+
+class LearnerNode(Node):
+    """Fills the replay buffer, trains on the reference schedule, publishes checkpoints."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('learner', **kwargs)
+        declare_groups(self, NODE_PARAMETERS['learner'])
+        self.cfg = read_config(self, LearnerNodeConfig)
+        loop_cfg = read_config(self, LoopConfig)
+        seed_everything(loop_cfg.train.seed)
+        obs_dim, act_dim, _ = env_spec(self.cfg.env_id)
+        self.learner = LoopLearner(loop_cfg, obs_dim, act_dim, get_task(self.cfg.env_id,
+                                                                         warn=False),
+                                   resolve_device(loop_cfg.train.device))
+        self.checkpoint_dir = Path(self.cfg.checkpoint_dir).expanduser().resolve()
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._streams: dict[str, int] = {}
+        self.received = 0
+        self.rejected = 0
+        self.version = 0
+        self._last_checkpoint_steps = 0
+        self._written: list[Path] = []
+        self.update_pub = self.create_publisher(PolicyUpdate, graph.POLICY_UPDATE_TOPIC,
+                                                qos.POLICY_UPDATE)
+        self.create_subscription(Transition, graph.TRANSITION_TOPIC, self._on_transition,
+                                 qos.TRANSITION, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(self.cfg.tick_period_s, self._on_tick,
+                          callback_group=MutuallyExclusiveCallbackGroup())
+        self._announce(path='')  # version 0: no weights yet, planners explore
+        self.get_logger().info(
+            f'learning {loop_cfg.train.algo} on {self.cfg.env_id} (obs {obs_dim}, act {act_dim});'
+            f' random exploration for the first {self.learner.start_steps} transitions; '
+            f'checkpoints in {self.checkpoint_dir}')
+
+    def _on_transition(self, msg: Transition) -> None:
+        """Validate and store; nothing else (training happens in the timer)."""
+        try:
+            t = transition_from_msg(msg, self.learner.obs_dim, self.learner.act_dim)
+        except ValueError as exc:
+            self.rejected += 1
+            self.get_logger().warn(f'rejected transition ({self.rejected} so far): {exc}',
+                                   throttle_duration_sec=2.0)
+            return
+        stream = self._streams.setdefault(msg.header.frame_id, len(self._streams))
+        with self._lock:
+            self.learner.add(t.obs, t.action, t.reward, t.cost, t.next_obs, t.terminated,
+                             t.truncated, stream=stream)
+            self.received += 1
+
+    def _on_tick(self) -> None:
+        """Bounded training work, then a checkpoint when one is due."""
+        with self._lock:
+            retrain = self.learner.model_due
+            t0 = time.perf_counter()
+            metrics = self.learner.train(max_sac_updates=self.cfg.updates_per_tick) \
+                if self.learner.has_work else {}
+            steps = self.learner.env_steps
+        if retrain and metrics:
+            self.get_logger().info(
+                f'model retrained on {steps} transitions in {time.perf_counter() - t0:.1f} s: '
+                f"holdout MSE {metrics.get('model/holdout_mse', math.nan):.4g}")
+        crossed_start = self._last_checkpoint_steps < self.learner.start_steps <= steps
+        if steps > self._last_checkpoint_steps and (
+                retrain or crossed_start
+                or steps - self._last_checkpoint_steps >= self.cfg.checkpoint_every_steps):
+            self.write_checkpoint()
+
+    def write_checkpoint(self) -> Path:
+        """Atomic write of the policy weights, then the latched announcement."""
+        with self._lock:
+            state = self.learner.policy_state()
+        self.version += 1
+        state['version'] = self.version
+        path = save_checkpoint(self.checkpoint_dir / f'policy_{self.version:06d}.pt', state,
+                               kind=CHECKPOINT_KIND)
+        self._last_checkpoint_steps = state['env_steps']
+        self._written.append(path)
+        for old in self._written[:-KEEP_CHECKPOINTS]:
+            old.unlink(missing_ok=True)
+        self._written = self._written[-KEEP_CHECKPOINTS:]
+        self._announce(str(path))
+        return path
+
+    def _announce(self, path: str) -> None:
+        msg = PolicyUpdate()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.version = self.version
+        msg.path = path
+        msg.env_steps = self.learner.env_steps
+        msg.holdout_loss = float(self.learner.last_model_metrics.get('model/holdout_mse',
+                                                                     math.nan))
+        msg.explore = self.learner.env_steps < self.learner.start_steps
+        self.update_pub.publish(msg)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Spin the learner (2 threads: ingestion and training) until shutdown."""
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = LearnerNode()
+            except (ConfigError, ValueError) as exc:
+                rclpy.logging.get_logger('learner').fatal(str(exc))
+                return 1
+            executor = MultiThreadedExecutor(num_threads=2)
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                executor.shutdown()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    import sys
+    sys.exit(main())

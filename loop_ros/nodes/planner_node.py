@@ -1,0 +1,365 @@
+"""``planner``: ARC at the control rate, as a lifecycle node (ros2/demos lifecycle_py pattern).
+
+* **configure**: reads the parameters (``PlannerNodeConfig`` + ``LoopConfig`` groups), builds the
+  policy on its device (CUDA when present), loads the newest checkpoint of ``checkpoint_dir``
+  (or starts from a fresh actor and a random ensemble), warms up with one plan.
+* **activate**: a timer at ``control_rate_hz`` (sim time) plans on the latest observation and
+  publishes ``action`` (stamped with the observation it answers), ``~/plan_stats`` and, with
+  ``publish_path``, the imagined trajectory as ``nav_msgs/Path`` on ``~/plan``.
+* **deactivate**: publishes the safe (zero) action, stops the timer, forgets the warm start.
+
+Deadline: the plan runs in a worker thread; if it is not done ``deadline_fraction`` of a period
+after the tick started, the tick publishes the actor's action instead and counts a missed
+deadline (a plan still running also makes the next tick fall back to the actor). Stale
+(``observation_timeout_s``) or missing observations give the safe action.
+
+Weights: the learner announces checkpoints on ``policy_update`` (latched). The file is loaded
+in a background thread and swapped in at the start of a tick when no plan is in flight, so
+loading never stalls the control timer. Exploration: while the newest announcement says
+``explore`` (the learner has fewer than ``start_steps`` transitions), or before any
+announcement when no checkpoint exists, actions are uniform random (the reference's random
+start steps). This is the learner's call, made from the transitions it actually received.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Path
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
+from rclpy.lifecycle import LifecycleState
+from rclpy.lifecycle import TransitionCallbackReturn
+import torch
+
+from loop_ros import graph
+from loop_ros.core.agent import LoopPolicy
+from loop_ros.core.agent import resolve_device
+from loop_ros.core.checkpoint import CheckpointError
+from loop_ros.core.checkpoint import latest_checkpoint
+from loop_ros.core.checkpoint import load_checkpoint
+from loop_ros.core.config import ConfigError
+from loop_ros.core.config import LoopConfig
+from loop_ros.core.node_config import NODE_PARAMETERS
+from loop_ros.core.node_config import PlannerNodeConfig
+from loop_ros.core.tasks import get_task
+from loop_ros.msg import Action
+from loop_ros.msg import Observation
+from loop_ros.msg import PlanStats
+from loop_ros.msg import PolicyUpdate
+from loop_ros.ros import qos
+from loop_ros.ros.clock import ns_to_stamp
+from loop_ros.ros.clock import stamp_to_ns
+from loop_ros.ros.conversions import action_msg
+from loop_ros.ros.conversions import observation_from_msg
+from loop_ros.ros.params import declare_groups
+from loop_ros.ros.params import read_config
+
+CHECKPOINT_KIND = 'loop_ros.learner'
+
+
+def env_spec(env_id: str) -> tuple[int, int, float]:
+    """(obs_dim, act_dim, dt) of a gymnasium id (the env is made once and closed)."""
+    from loop_ros.train import make_env
+    env = make_env(env_id)
+    try:
+        return (int(env.observation_space.shape[0]), int(env.action_space.shape[0]),
+                float(getattr(env.unwrapped, 'dt', 0.0)))
+    finally:
+        env.close()
+
+
+class PlannerNode(LifecycleNode):
+    """Runs ARC on the latest observation at a fixed rate; see the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__('planner', **kwargs)
+        declare_groups(self, NODE_PARAMETERS['planner'])
+        self.cfg: PlannerNodeConfig | None = None
+        self.policy: LoopPolicy | None = None
+        self._lock = threading.Lock()
+        self._latest: tuple[np.ndarray, int, int, int, str] | None = None  # obs, ns, ep, step, frame
+        self._episode_key: tuple[int, int] | None = None
+        self._pending: tuple[dict, int] | None = None                  # weights, version
+        self._explore = True
+        self._plan_future: Future | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._loader: ThreadPoolExecutor | None = None
+        self._timer = None
+        self._pubs: list[Any] = []
+        self._subs: list[Any] = []
+        self.ticks = 0
+        self.deadline_misses = 0
+        self.stale_observations = 0
+        self.compute_ms: list[float] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the policy, load the newest checkpoint, warm up. ERROR on a bad setup."""
+        try:
+            self.cfg = read_config(self, PlannerNodeConfig)
+            loop_cfg = read_config(self, LoopConfig)
+            obs_dim, act_dim, dt = env_spec(self.cfg.env_id)
+        except (ConfigError, ValueError) as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.ERROR
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        rate = self.cfg.control_rate_hz or (1.0 / dt if dt > 0 else 10.0)
+        self.period_s = 1.0 / rate
+        device = resolve_device(loop_cfg.train.device)
+        self.policy = LoopPolicy(loop_cfg, obs_dim, act_dim, get_task(self.cfg.env_id, warn=False),
+                                 device, seed=loop_cfg.train.seed)
+        newest = latest_checkpoint(self.cfg.checkpoint_dir, 'policy_*.pt')
+        if newest is not None:
+            try:
+                payload = load_checkpoint(newest, kind=CHECKPOINT_KIND)
+                self.policy.load_policy_state(payload, version=int(payload.get('version', 0)))
+                self._explore = payload['env_steps'] < payload['start_steps']
+                self.get_logger().info(f'loaded {newest} (version {self.policy.version})')
+            except (CheckpointError, KeyError, ValueError) as exc:
+                self.get_logger().warn(f'ignoring checkpoint {newest}: {exc}')
+        self._warm_up()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix='arc')
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix='ckpt')
+        self.action_pub = self.create_lifecycle_publisher(Action, graph.ACTION_TOPIC, qos.ACTION)
+        self.stats_pub = self.create_lifecycle_publisher(PlanStats, graph.PLAN_STATS_TOPIC,
+                                                         qos.STATS)
+        self.path_pub = self.create_lifecycle_publisher(Path, graph.PLAN_PATH_TOPIC, qos.STATS)
+        self._pubs = [self.action_pub, self.stats_pub, self.path_pub]
+        group = MutuallyExclusiveCallbackGroup()
+        self._subs = [
+            self.create_subscription(Observation, graph.OBSERVATION_TOPIC, self._on_observation,
+                                     qos.OBSERVATION, callback_group=group),
+            self.create_subscription(PolicyUpdate, graph.POLICY_UPDATE_TOPIC,
+                                     self._on_policy_update, qos.POLICY_UPDATE,
+                                     callback_group=group),
+        ]
+        self.get_logger().info(f'configured: {self.cfg.env_id}, obs {obs_dim}, act {act_dim}, '
+                               f'{rate:.1f} Hz on {device}')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Start the control timer (in its own callback group)."""
+        self._timer = self.create_timer(self.period_s, self._on_tick,
+                                        callback_group=MutuallyExclusiveCallbackGroup())
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Publish the safe action, stop the timer, forget the warm start."""
+        self._publish_action(np.zeros(self.act_dim, np.float32), self._latest_stamp())
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        self.policy.reset()  # type: ignore[union-attr]
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release publishers, subscriptions, threads and the models."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in self._pubs:
+            self.destroy_lifecycle_publisher(pub)
+        self._subs, self._pubs = [], []
+        for pool in (self._executor, self._loader):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._executor = self._loader = None
+        self.policy = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def _warm_up(self) -> None:
+        """One plan at configure time, so the first tick pays no allocation or lazy init."""
+        self.policy.act(np.zeros(self.obs_dim, np.float32), explore=False)  # type: ignore
+        self.policy.reset()  # type: ignore[union-attr]
+
+    # --- callbacks: store only -------------------------------------------------------------------
+
+    def _on_observation(self, msg: Observation) -> None:
+        try:
+            obs = observation_from_msg(msg, self.obs_dim)
+        except ValueError as exc:
+            self.get_logger().warn(f'rejected observation: {exc}', throttle_duration_sec=2.0)
+            return
+        with self._lock:
+            self._latest = (obs, stamp_to_ns(msg.header.stamp), msg.episode, msg.step,
+                            msg.header.frame_id)
+
+    def _on_policy_update(self, msg: PolicyUpdate) -> None:
+        self._explore = bool(msg.explore)
+        if not msg.path or self._loader is None:
+            return
+        self._loader.submit(self._load, msg.path, int(msg.version))
+
+    def _load(self, path: str, version: int) -> None:
+        """Background thread: read a checkpoint; the tick swaps it in."""
+        try:
+            payload = load_checkpoint(path, kind=CHECKPOINT_KIND)
+        except CheckpointError as exc:
+            self.get_logger().error(f'cannot load policy version {version}: {exc}')
+            return
+        with self._lock:
+            self._pending = (payload, version)
+
+    # --- the control tick ------------------------------------------------------------------------
+
+    def _latest_stamp(self) -> int:
+        with self._lock:
+            return self._latest[1] if self._latest is not None else 0
+
+    def _on_tick(self) -> None:
+        """Take the latest state, plan (with a deadline), publish, record stats."""
+        assert self.cfg is not None and self.policy is not None
+        self.ticks += 1
+        tick_start = time.perf_counter()
+        self._swap_weights()
+        with self._lock:
+            latest = self._latest
+        now_ns = self.get_clock().now().nanoseconds
+        if latest is None or (now_ns - latest[1]) * 1e-9 > self.cfg.observation_timeout_s:
+            self.stale_observations += 1
+            self.get_logger().warn('no fresh observation: sending the safe action',
+                                   throttle_duration_sec=2.0)
+            self._publish_action(np.zeros(self.act_dim, np.float32),
+                                 latest[1] if latest else now_ns)
+            return
+        obs, stamp_ns, episode, step, frame_id = latest
+        if (episode, step) == self._episode_key:
+            return  # already answered this observation (timer faster than the sensor)
+        if step == 0 or (self._episode_key is not None and episode != self._episode_key[0]):
+            self.policy.reset()
+        self._episode_key = (episode, step)
+        action, info, missed = self._plan_with_deadline(obs, tick_start)
+        compute_ms = (time.perf_counter() - tick_start) * 1e3
+        self.compute_ms = (self.compute_ms + [compute_ms])[-1000:]
+        self._publish_action(action, stamp_ns)
+        self._publish_stats(info, compute_ms, missed, stamp_ns)
+        if self.cfg.publish_path and info is not None:
+            self._publish_path(obs, stamp_ns, frame_id)
+
+    def _swap_weights(self) -> None:
+        """Between ticks only: swap in weights loaded by the background thread."""
+        if self._plan_future is not None and not self._plan_future.done():
+            return
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            payload, version = pending
+            try:
+                self.policy.load_policy_state(payload, version=version)  # type: ignore
+                self.get_logger().info(f'policy version {version} ({payload["env_steps"]} '
+                                       'env steps)')
+            except (KeyError, ValueError, RuntimeError) as exc:
+                self.get_logger().error(f'rejected policy version {version}: {exc}')
+
+    def _plan_with_deadline(self, obs: np.ndarray, tick_start: float
+                            ) -> tuple[np.ndarray, Any, bool]:
+        """ARC in the worker thread; the actor's action if it misses the deadline."""
+        policy = self.policy
+        assert policy is not None and self._executor is not None and self.cfg is not None
+        if self._explore:
+            return policy.random_action(), None, False
+        if self._plan_future is not None and not self._plan_future.done():
+            self.deadline_misses += 1
+            return policy.actor_action(obs), None, True
+        self._plan_future = self._executor.submit(policy.act, obs, True)
+        budget = self.cfg.deadline_fraction * self.period_s - (time.perf_counter() - tick_start)
+        try:
+            action, info = self._plan_future.result(timeout=max(budget, 0.0))
+            return action, info.plan, False
+        except FutureTimeout:
+            self.deadline_misses += 1
+            self.get_logger().warn(f'plan missed its deadline ({self.deadline_misses} so far): '
+                                   "sending the actor's action", throttle_duration_sec=2.0)
+            return policy.actor_action(obs), None, True
+
+    def _publish_action(self, action: np.ndarray, stamp_ns: int) -> None:
+        if not self._pubs:
+            return
+        self.action_pub.publish(action_msg(np.clip(action, -1.0, 1.0), ns_to_stamp(stamp_ns),
+                                           self.get_fully_qualified_name()))
+
+    def _publish_stats(self, info: Any, compute_ms: float, missed: bool, stamp_ns: int) -> None:
+        msg = PlanStats()
+        msg.header.stamp = ns_to_stamp(stamp_ns)
+        msg.compute_time_ms = float(compute_ms)
+        msg.deadline_missed = bool(missed)
+        msg.policy_version = int(self.policy.version)  # type: ignore[union-attr]
+        msg.random_action = bool(self._explore)
+        if info is not None:
+            msg.iterations = int(info.iterations)
+            msg.elite_return = float(info.elite_return)
+            msg.mean_return = float(info.mean_return)
+            msg.action_std = float(info.action_std)
+            msg.predicted_worst_cost = float(info.predicted_worst_cost)
+        else:
+            msg.elite_return = msg.mean_return = msg.predicted_worst_cost = math.nan
+        self.stats_pub.publish(msg)
+
+
+    def _publish_path(self, obs: np.ndarray, stamp_ns: int, frame_id: str) -> None:
+        """The executed plan imagined through the elites, as poses in the robot frame."""
+        poses = self.policy.imagined_poses(obs, self.period_s)  # type: ignore[union-attr]
+        if poses is None:
+            return
+        path = Path()
+        path.header.stamp = ns_to_stamp(stamp_ns)
+        path.header.frame_id = frame_id
+        for x, y, yaw in poses:
+            pose = PoseStamped()
+            pose.header = path.header
+            pose.pose.position.x, pose.pose.position.y = float(x), float(y)
+            pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
+            path.poses.append(pose)
+        self.path_pub.publish(path)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Spin the planner with a multi-threaded executor until shutdown."""
+    try:
+        with rclpy.init(args=args):
+            node = PlannerNode()
+            if node.get_parameter('autostart').value:
+                if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                    node.trigger_activate()
+                else:
+                    node.get_logger().fatal('autostart: configure failed')
+                    node.destroy_node()
+                    return 1
+            executor = MultiThreadedExecutor(num_threads=2)
+            executor.add_node(node)
+            try:
+                executor.spin()
+            finally:
+                executor.shutdown()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    import sys
+    sys.exit(main())

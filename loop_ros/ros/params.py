@@ -1,0 +1,302 @@
+"""ROS parameters from the config dataclasses: declare, read back, validate on set.
+
+One generic function set walks any (nested) config dataclass of ``loop_ros.core`` (nav2 MPPI's
+namespaced getters; ``style.md`` 1.3 and 3.4):
+
+* :func:`declare_config` declares ``<prefix>.<field>`` for every field, with a
+  ``ParameterDescriptor`` carrying the description, the ``FloatingPointRange`` /
+  ``IntegerRange`` of ``metadata['range']``, the allowed strings in ``additional_constraints``
+  and ``read_only`` for static fields. Nested groups nest the prefix: ``LoopConfig`` declares
+  ``sac.*``, ``ensemble.*``, ``arc.*`` and ``train.*``.
+* :func:`read_config` rebuilds the dataclass from the node's current values.
+* :func:`add_validation` registers a pre-set callback (an integer given for a float parameter
+  becomes a float) and an on-set callback that only *validates*: type, range, allowed strings
+  and the dataclass' cross-field ``validate()``, rejecting with ``SetParametersResult(
+  successful=False, reason=...)``. Applying accepted values is the node's job, in a post-set
+  callback (``node.add_post_set_parameters_callback``) or at the start of its next tick.
+
+rclpy checks read-only and ranges itself before the on-set callback runs; its reasons name the
+parameter and the bounds ('Parameter arc.temperature out of range Min: ..., Max: ..., value:
+...'), so every rejection says which parameter and why.
+
+Typical node code (planner)::
+
+    groups = NODE_PARAMETERS['planner']           # {'': PlannerNodeConfig, 'sac': SacConfig, ...}
+    declare_groups(self, groups)                   # declare_config() per group + add_validation()
+    node_cfg = read_config(self, PlannerNodeConfig)
+    loop_cfg = read_config(self, LoopConfig)       # sac.*, ensemble.*, arc.*, train.*
+"""
+from __future__ import annotations
+
+import array
+import dataclasses
+import math
+from typing import Any, Callable, Iterator, Mapping
+
+from rcl_interfaces.msg import FloatingPointRange
+from rcl_interfaces.msg import IntegerRange
+from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidParameterTypeException
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from loop_ros.core.config import _check_value
+from loop_ros.core.config import ConfigError
+from loop_ros.core.config import from_dict
+
+__all__ = [
+    'add_validation', 'declare_config', 'declare_groups', 'describe', 'iter_parameters', 'join',
+    'parameter_table', 'parameter_type', 'read_config',
+]
+
+
+def join(prefix: str, name: str) -> str:
+    """``'arc', 'horizon'`` -> ``'arc.horizon'``; an empty prefix gives the bare name."""
+    return f'{prefix}.{name}' if prefix else name
+
+
+def _is_group(f: dataclasses.Field) -> bool:
+    factory = f.default_factory
+    return isinstance(factory, type) and dataclasses.is_dataclass(factory)
+
+
+def iter_parameters(cfg_type: type, prefix: str = '') -> Iterator[tuple[str, dataclasses.Field]]:
+    """``(parameter name, field)`` of every leaf field of a (nested) config dataclass."""
+    for f in dataclasses.fields(cfg_type):
+        if _is_group(f):
+            yield from iter_parameters(f.default_factory, join(prefix, f.name))  # type: ignore
+        else:
+            yield join(prefix, f.name), f
+
+
+def parameter_type(f: dataclasses.Field) -> Parameter.Type:
+    """The ROS parameter type of a config field, from its default value."""
+    default = f.default
+    if isinstance(default, bool):
+        return Parameter.Type.BOOL
+    if isinstance(default, int):
+        return Parameter.Type.INTEGER
+    if isinstance(default, float):
+        return Parameter.Type.DOUBLE
+    if isinstance(default, str):
+        return Parameter.Type.STRING
+    if isinstance(default, (tuple, list)) and default:
+        if all(isinstance(v, bool) for v in default):
+            return Parameter.Type.BOOL_ARRAY
+        if all(isinstance(v, int) for v in default):
+            return Parameter.Type.INTEGER_ARRAY
+        if all(isinstance(v, (int, float)) for v in default):
+            return Parameter.Type.DOUBLE_ARRAY
+        if all(isinstance(v, str) for v in default):
+            return Parameter.Type.STRING_ARRAY
+    raise TypeError(f'config field {f.name!r} has a default ({default!r}) that maps to no ROS '
+                    'parameter type (use bool, int, float, str or a non-empty tuple of them)')
+
+
+def describe(name: str, f: dataclasses.Field) -> ParameterDescriptor:
+    """The ``ParameterDescriptor`` of a config field: description, range, read_only."""
+    meta = f.metadata
+    ptype = parameter_type(f)
+    desc = ParameterDescriptor(name=name, type=ptype.value,
+                               description=str(meta.get('description', '')),
+                               read_only=bool(meta.get('static', False)))
+    rng = meta.get('range')
+    if rng is not None:
+        if ptype == Parameter.Type.STRING:
+            desc.additional_constraints = 'one of: ' + ', '.join(repr(s) for s in rng)
+        elif ptype == Parameter.Type.INTEGER:
+            desc.integer_range = [IntegerRange(from_value=int(rng[0]), to_value=int(rng[1]),
+                                               step=1)]
+        elif ptype == Parameter.Type.DOUBLE:
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
+    if desc.read_only:
+        note = 'static: read-only at runtime, set it at start-up (params file or -p)'
+        desc.additional_constraints = '; '.join(filter(None, [desc.additional_constraints,
+                                                              note]))
+    return desc
+
+
+def _to_ros(value: Any) -> Any:
+    """A config value as rclpy wants it (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _from_ros(value: Any) -> Any:
+    """A parameter value as the dataclasses want it (arrays become lists)."""
+    if isinstance(value, (array.array, tuple)):
+        return list(value)
+    if hasattr(value, 'tolist'):  # numpy arrays from some rclpy paths
+        return value.tolist()
+    return value
+
+
+def _coerce(ptype: Parameter.Type, param: Parameter) -> Any:
+    """Int -> float for float fields (``-p lr:=1`` or YAML ``1``); None when nothing to do."""
+    if ptype == Parameter.Type.DOUBLE and param.type_ == Parameter.Type.INTEGER:
+        return float(param.value)
+    if ptype == Parameter.Type.DOUBLE_ARRAY and param.type_ == Parameter.Type.INTEGER_ARRAY:
+        return [float(v) for v in param.value]
+    return None
+
+
+def declare_config(node: Node, cfg_type: type, prefix: str = '') -> None:
+    """Declare ``<prefix>.<field>`` for every field of ``cfg_type`` (nested groups nest).
+
+    Overrides (``--params-file``, ``-p``, ``parameter_overrides``) take effect as usual; an
+    integer override of a float parameter is accepted as a float. A wrongly typed or out-of-range
+    override raises :class:`ConfigError` naming the parameter.
+    """
+    overrides: Mapping[str, Parameter] = getattr(node, '_parameter_overrides', {})
+    for name, f in iter_parameters(cfg_type, prefix):
+        desc = describe(name, f)
+        value = _to_ros(f.default)
+        ignore_override = False
+        if name in overrides:
+            coerced = _coerce(parameter_type(f), overrides[name])
+            if coerced is not None:
+                value, ignore_override = coerced, True
+        try:
+            node.declare_parameter(name, value, desc, ignore_override=ignore_override)
+        except InvalidParameterTypeException:
+            given = overrides[name].value if name in overrides else value
+            raise ConfigError(
+                f"parameter '{name}' of node '{node.get_fully_qualified_name()}' must be of "
+                f'type {parameter_type(f).name.lower()}, got {given!r}') from None
+        except InvalidParameterValueException as exc:
+            detail = str(exc).removesuffix(f': {name}')   # rclpy appends the name
+            raise ConfigError(
+                f"parameter '{name}' of node '{node.get_fully_qualified_name()}': "
+                f'{detail}') from None
+
+
+def declare_groups(node: Node, groups: Mapping[str, type]) -> None:
+    """:func:`declare_config` for each ``prefix -> dataclass``, then :func:`add_validation`."""
+    for prefix, cfg_type in groups.items():
+        declare_config(node, cfg_type, prefix)
+    add_validation(node, groups)
+
+
+def _build_data(node: Node, cfg_type: type, prefix: str, changes: Mapping[str, Any],
+                strict: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg_type):
+        name = join(prefix, f.name)
+        if _is_group(f):
+            data[f.name] = _build_data(node, f.default_factory, name, changes,  # type: ignore
+                                       strict)
+        elif name in changes:
+            data[f.name] = _from_ros(changes[name])
+        elif node.has_parameter(name):
+            data[f.name] = _from_ros(node.get_parameter(name).value)
+        elif strict:
+            raise ConfigError(f"parameter '{name}' is not declared on node "
+                              f"'{node.get_fully_qualified_name()}': call declare_config(node, "
+                              f'{cfg_type.__name__}, {prefix!r}) first')
+    return data
+
+
+def read_config(node: Node, cfg_type: type, prefix: str = '') -> Any:
+    """Rebuild a ``cfg_type`` instance from the node's current parameter values.
+
+    Raises:
+        ConfigError: a parameter is undeclared, or the values fail the dataclass' checks (the
+            message names the node and the prefix).
+    """
+    data = _build_data(node, cfg_type, prefix, {}, strict=True)
+    try:
+        return from_dict(cfg_type, data, where=prefix or cfg_type.__name__)
+    except ConfigError as exc:
+        raise ConfigError(f"invalid parameters on node '{node.get_fully_qualified_name()}'"
+                          f"{f' (prefix {prefix!r})' if prefix else ''}: {exc}") from None
+
+
+def _leaf_groups(groups: Mapping[str, type]
+                 ) -> dict[str, tuple[str, type, dataclasses.Field]]:
+    """Parameter name -> (group prefix, group type, field) for every leaf of ``groups``."""
+    out: dict[str, tuple[str, type, dataclasses.Field]] = {}
+    for prefix, cfg_type in groups.items():
+        for name, f in iter_parameters(cfg_type, prefix):
+            out[name] = (prefix, cfg_type, f)
+    return out
+
+
+def add_validation(node: Node, cfg_types_by_prefix: Mapping[str, type]) -> Callable:
+    """Validate parameter sets of the given groups; reject bad values with a reason.
+
+    Call it after :func:`declare_config`. ``cfg_types_by_prefix`` maps a prefix to a config
+    dataclass, e.g. ``NODE_PARAMETERS['planner']`` or ``{'': LoopConfig}`` (nested groups are
+    followed). Parameters outside these groups (``use_sim_time``, ...) are left alone.
+
+    Returns:
+        The on-set callback (for ``node.remove_on_set_parameters_callback``).
+    """
+    leaves = _leaf_groups(cfg_types_by_prefix)
+
+    def coerce(parameters: list[Parameter]) -> list[Parameter]:
+        """Pre-set: an integer given for a float parameter becomes a float."""
+        out = []
+        for p in parameters:
+            leaf = leaves.get(p.name)
+            coerced = _coerce(parameter_type(leaf[2]), p) if leaf else None
+            out.append(p if coerced is None else Parameter(p.name, value=coerced))
+        return out
+
+    def validate(parameters: list[Parameter]) -> SetParametersResult:
+        """On-set: accept or reject (type, range, allowed strings, cross-field checks)."""
+        touched: dict[tuple[str, type], dict[str, Any]] = {}
+        declaring = False
+        for p in parameters:
+            leaf = leaves.get(p.name)
+            if leaf is None:
+                continue
+            prefix, cfg_type, f = leaf
+            value = _from_ros(p.value)
+            expected = parameter_type(f)
+            if p.type_ != expected and _coerce(expected, p) is None:
+                return SetParametersResult(
+                    successful=False, reason=f'{p.name}: expected a {expected.name.lower()} '
+                    f'value, got {p.type_.name.lower()} {value!r}')
+            if isinstance(value, float) and not math.isfinite(value):
+                return SetParametersResult(successful=False,
+                                           reason=f'{p.name}: must be finite, got {value!r}')
+            try:
+                _check_value('', f, value)
+            except ConfigError as exc:  # '.<field> must be ...': name the parameter instead
+                detail = str(exc).partition(' ')[2]
+                return SetParametersResult(successful=False, reason=f'{p.name} {detail}')
+            declaring = declaring or not node.has_parameter(p.name)
+            touched.setdefault((prefix, cfg_type), {})[p.name] = value
+        if declaring:  # during declare_parameter: siblings may not exist yet
+            return SetParametersResult(successful=True)
+        for (prefix, cfg_type), changes in touched.items():
+            try:
+                from_dict(cfg_type, _build_data(node, cfg_type, prefix, changes, strict=False),
+                          where=prefix or cfg_type.__name__)
+            except ConfigError as exc:
+                names = ', '.join(sorted(changes))
+                return SetParametersResult(successful=False, reason=f'{names}: {exc}')
+        return SetParametersResult(successful=True)
+
+    node.add_pre_set_parameters_callback(coerce)
+    node.add_on_set_parameters_callback(validate)
+    return validate
+
+
+def parameter_table(cfg_type: type, prefix: str = '') -> list[tuple[str, str, Any, str, str]]:
+    """Rows ``(name, type, default, range, description)`` for docs and ``--help`` texts."""
+    rows = []
+    for name, f in iter_parameters(cfg_type, prefix):
+        rng = f.metadata.get('range')
+        if rng is None:
+            rng_text = ''
+        elif isinstance(f.default, str):
+            rng_text = ' | '.join(rng)
+        else:
+            rng_text = f'[{rng[0]}, {rng[1]}]'
+        static = ' (static)' if f.metadata.get('static') else ''
+        rows.append((name, parameter_type(f).name.lower() + static, _to_ros(f.default), rng_text,
+                     str(f.metadata.get('description', ''))))
+    return rows
