@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -184,19 +185,26 @@ def run_demo(out: str = 'runs/demo', steps: int | None = None, minutes: float | 
     runner.start()
     bar = tqdm(total=int(budget_s), unit='s', desc='RC car (LOOP graph)', dynamic_ncols=True,
                bar_format='{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}')
+    interactive = sys.stderr.isatty()
+    shown = -1
     try:
         while runner.is_alive():
             executor.spin_once(timeout_sec=0.2)
             elapsed = time.monotonic() - monitor.start
-            bar.n = min(int(elapsed), bar.total)
-            recent = [e['return'] for e in monitor.episodes[-5:]]
-            bar.set_postfix_str(
-                f'ep {len(monitor.episodes)} | return {np.mean(recent) if recent else float("nan"):.1f}'
-                f' | plan p50 {percentile(monitor.compute_ms[-100:], 50):.0f} ms'
-                f' | policy v{monitor.policy_version} ({monitor.env_steps} steps)', refresh=False)
-            bar.refresh()
+            second = int(elapsed)
             done_steps = steps is not None and sum(e['length'] for e in monitor.episodes) >= steps
-            if elapsed >= budget_s or done_steps:
+            finished = elapsed >= budget_s or done_steps
+            if finished or (second != shown and (interactive or second % 30 == 0)):
+                shown = second
+                bar.n = min(second, bar.total)
+                recent = [e['return'] for e in monitor.episodes[-5:]]
+                mean_recent = np.mean(recent) if recent else float('nan')
+                bar.set_postfix_str(
+                    f'ep {len(monitor.episodes)} | return {mean_recent:.1f} | plan p50 '
+                    f'{percentile(monitor.compute_ms[-100:], 50):.0f} ms | policy '
+                    f'v{monitor.policy_version} ({monitor.env_steps} steps)', refresh=False)
+                bar.refresh()
+            if finished:
                 break
     except KeyboardInterrupt:
         pass

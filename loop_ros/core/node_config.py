@@ -55,6 +55,10 @@ class SimBridgeConfig(_Validated):
                                'the observations (robot body frame)', static=True)
     max_episodes: int = param(0, 'stop the node after this many finished episodes (0: '
                               'unlimited)', (0, 1_000_000_000))
+    wait_for_subscriber_s: float = param(10.0, 'before the first step, wait up to this long '
+                                         "(wall seconds) for a subscriber of 'transition' (the "
+                                         'learner), so no transition goes to nobody; 0: start '
+                                         'at once', (0.0, 3600.0), static=True)
 
 
 @dataclass(frozen=True)

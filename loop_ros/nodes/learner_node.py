@@ -12,6 +12,8 @@
   ``policy_update`` (latched), with ``explore = env_steps < start_steps``: the planners act
   uniformly at random until the learner has that many transitions. The newest few checkpoints
   are kept.
+* ``~/train_stats`` (loop_ros/TrainStats) after every tick: transitions stored and rejected, SAC
+  updates done and due, model and policy versions, holdout MSE, tick time.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from typing import Any
 
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock
+from rclpy.clock import ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -38,6 +42,7 @@ from loop_ros.core.node_config import LearnerNodeConfig
 from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.tasks import get_task
 from loop_ros.msg import PolicyUpdate
+from loop_ros.msg import TrainStats
 from loop_ros.msg import Transition
 from loop_ros.nodes.planner_node import CHECKPOINT_KIND
 from loop_ros.nodes.planner_node import env_spec
@@ -73,10 +78,13 @@ class LearnerNode(Node):
         self._written: list[Path] = []
         self.update_pub = self.create_publisher(PolicyUpdate, graph.POLICY_UPDATE_TOPIC,
                                                 qos.POLICY_UPDATE)
+        self.stats_pub = self.create_publisher(TrainStats, graph.TRAIN_STATS_TOPIC, qos.STATS)
         self.create_subscription(Transition, graph.TRANSITION_TOPIC, self._on_transition,
                                  qos.TRANSITION, callback_group=MutuallyExclusiveCallbackGroup())
+        # training runs on the wall clock: it must not wait for simulated time to advance
         self.create_timer(self.cfg.tick_period_s, self._on_tick,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+                          callback_group=MutuallyExclusiveCallbackGroup(),
+                          clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._announce(path='')  # version 0: no weights yet, planners explore
         self.get_logger().info(
             f'learning {loop_cfg.train.algo} on {self.cfg.env_id} (obs {obs_dim}, act {act_dim});'
@@ -89,7 +97,7 @@ class LearnerNode(Node):
             t = transition_from_msg(msg, self.learner.obs_dim, self.learner.act_dim)
         except ValueError as exc:
             self.rejected += 1
-            self.get_logger().warn(f'rejected transition ({self.rejected} so far): {exc}',
+            self.get_logger().warning(f'rejected transition ({self.rejected} so far): {exc}',
                                    throttle_duration_sec=2.0)
             return
         stream = self._streams.setdefault(msg.header.frame_id, len(self._streams))
@@ -106,6 +114,7 @@ class LearnerNode(Node):
             metrics = self.learner.train(max_sac_updates=self.cfg.updates_per_tick) \
                 if self.learner.has_work else {}
             steps = self.learner.env_steps
+        tick_ms = (time.perf_counter() - t0) * 1e3
         if retrain and metrics:
             self.get_logger().info(
                 f'model retrained on {steps} transitions in {time.perf_counter() - t0:.1f} s: '
@@ -115,6 +124,22 @@ class LearnerNode(Node):
                 retrain or crossed_start
                 or steps - self._last_checkpoint_steps >= self.cfg.checkpoint_every_steps):
             self.write_checkpoint()
+        self._publish_stats(tick_ms)
+
+    def _publish_stats(self, tick_ms: float) -> None:
+        learner = self.learner
+        msg = TrainStats()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.env_steps = learner.env_steps
+        msg.rejected_transitions = self.rejected
+        msg.buffer_size = len(learner.buffer)
+        msg.sac_updates = learner.sac.num_updates if learner.sac is not None else 0
+        msg.pending_sac_updates = learner.pending_sac_updates
+        msg.model_version = learner.model_version
+        msg.holdout_mse = float(learner.last_model_metrics.get('model/holdout_mse', math.nan))
+        msg.policy_version = self.version
+        msg.tick_ms = float(tick_ms)
+        self.stats_pub.publish(msg)
 
     def write_checkpoint(self) -> Path:
         """Atomic write of the policy weights, then the latched announcement."""

@@ -128,7 +128,7 @@ class PlannerNode(LifecycleNode):
                 self._explore = payload['env_steps'] < payload['start_steps']
                 self.get_logger().info(f'loaded {newest} (version {self.policy.version})')
             except (CheckpointError, KeyError, ValueError) as exc:
-                self.get_logger().warn(f'ignoring checkpoint {newest}: {exc}')
+                self.get_logger().warning(f'ignoring checkpoint {newest}: {exc}')
         self._warm_up()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix='arc')
         self._loader = ThreadPoolExecutor(1, thread_name_prefix='ckpt')
@@ -201,7 +201,7 @@ class PlannerNode(LifecycleNode):
         try:
             obs = observation_from_msg(msg, self.obs_dim)
         except ValueError as exc:
-            self.get_logger().warn(f'rejected observation: {exc}', throttle_duration_sec=2.0)
+            self.get_logger().warning(f'rejected observation: {exc}', throttle_duration_sec=2.0)
             return
         with self._lock:
             self._latest = (obs, stamp_to_ns(msg.header.stamp), msg.episode, msg.step,
@@ -240,16 +240,15 @@ class PlannerNode(LifecycleNode):
         now_ns = self.get_clock().now().nanoseconds
         if latest is None or (now_ns - latest[1]) * 1e-9 > self.cfg.observation_timeout_s:
             self.stale_observations += 1
-            self.get_logger().warn('no fresh observation: sending the safe action',
+            self.get_logger().warning('no fresh observation: sending the safe action',
                                    throttle_duration_sec=2.0)
             self._publish_action(np.zeros(self.act_dim, np.float32),
                                  latest[1] if latest else now_ns)
             return
         obs, stamp_ns, episode, step, frame_id = latest
-        if (episode, step) == self._episode_key:
-            return  # already answered this observation (timer faster than the sensor)
-        if step == 0 or (self._episode_key is not None and episode != self._episode_key[0]):
-            self.policy.reset()
+        # like nav2's controllers: every tick acts on the newest state, even one already answered
+        if self._episode_key is not None and episode != self._episode_key[0]:
+            self.policy.reset()  # a new episode: drop the warm start
         self._episode_key = (episode, step)
         action, info, missed = self._plan_with_deadline(obs, tick_start)
         compute_ms = (time.perf_counter() - tick_start) * 1e3
@@ -291,7 +290,7 @@ class PlannerNode(LifecycleNode):
             return action, info.plan, False
         except FutureTimeout:
             self.deadline_misses += 1
-            self.get_logger().warn(f'plan missed its deadline ({self.deadline_misses} so far): '
+            self.get_logger().warning(f'plan missed its deadline ({self.deadline_misses} so far): '
                                    "sending the actor's action", throttle_duration_sec=2.0)
             return policy.actor_action(obs), None, True
 

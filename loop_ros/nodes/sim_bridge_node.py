@@ -168,6 +168,7 @@ class SimBridgeNode(Node):
         self._rng_seeded = False
         self._reset()
         self._wall_start = time.monotonic()
+        self._warned_no_subscriber = False
         self._timer = None
         self._make_timer()
         self.add_post_set_parameters_callback(self._on_parameters_set)
@@ -257,8 +258,23 @@ class SimBridgeNode(Node):
                                       f'({self.dropped_messages} so far): {exc}',
                                       throttle_duration_sec=WARN_PERIOD_S)
 
+    def _ready_to_start(self) -> bool:
+        """Hold the first step until a transition subscriber (the learner) is matched."""
+        if self.transition_pub.get_subscription_count() > 0:
+            return True
+        if time.monotonic() - self._wall_start < self.cfg.wait_for_subscriber_s:
+            return False
+        if not self._warned_no_subscriber:
+            self._warned_no_subscriber = True
+            self.get_logger().warning(
+                f'no subscriber of transition after {self.cfg.wait_for_subscriber_s:g} s: '
+                'stepping anyway (transitions go to nobody until a learner joins)')
+        return True
+
     def _on_tick(self) -> None:
         if self.done.done():
+            return
+        if self.steps == 0 and not self._ready_to_start():
             return
         action, is_safe = self._select_action()
         if is_safe:
@@ -274,7 +290,6 @@ class SimBridgeNode(Node):
         cost = float(info.get('cost', 0.0)) if isinstance(info, dict) else 0.0
         self.sim_clock.advance()
         self.steps += 1
-        self._publish(self.clock_pub, clock_msg(self.sim_clock.ns))
         stamp = ns_to_stamp(self._now_ns())
         try:
             tr = transition_msg(obs, action, next_obs, float(reward), cost, bool(terminated),
@@ -304,6 +319,9 @@ class SimBridgeNode(Node):
         except ValueError as exc:
             self.get_logger().error(f'env produced an invalid observation ({exc})',
                                     throttle_duration_sec=WARN_PERIOD_S)
+        # /clock last: a planner whose timer runs on sim time wakes up with the new
+        # observation already delivered, so it plans on the state of this very step
+        self._publish(self.clock_pub, clock_msg(self.sim_clock.ns))
 
     def _publish_odometry(self, stamp: Any) -> None:
         try:
