@@ -67,6 +67,10 @@ class PlannerNodeConfig(_Validated):
 
     env_id: str = param(DEFAULT_ENV_ID, 'gymnasium id of the task (spaces, dt, task '
                         'termination/cost functions)', static=True)
+    task_module: str = param('', 'Python module imported before the task is looked up; it '
+                             'registers the task of env_id with loop_ros.core.tasks.register_task'
+                             ' (robots without a gymnasium env: docs/integration.md)',
+                             static=True)
     control_rate_hz: float = param(10.0, 'planning rate in sim time (0: 1 / the env control '
                                    'period env.unwrapped.dt)', (0.0, 1000.0), static=True)
     observation_timeout_s: float = param(0.5, 'observations older than this (stamp vs the '
@@ -88,6 +92,10 @@ class LearnerNodeConfig(_Validated):
 
     env_id: str = param(DEFAULT_ENV_ID, 'gymnasium id of the task (spaces and task functions)',
                         static=True)
+    task_module: str = param('', 'Python module imported before the task is looked up; it '
+                             'registers the task of env_id with loop_ros.core.tasks.register_task'
+                             ' (robots without a gymnasium env: docs/integration.md)',
+                             static=True)
     checkpoint_dir: str = param('runs/checkpoints', 'directory for atomic checkpoint writes',
                                 static=True)
     checkpoint_every_steps: int = param(1000, 'write a checkpoint and publish policy_update '

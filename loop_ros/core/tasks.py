@@ -7,6 +7,9 @@ Each task gives batched torch functions evaluated on *model-predicted* observati
   default for LOOP, as in the paper);
 * ``cost(obs, action, next_obs) -> (...)``: optional per-step constraint cost for safe LOOP.
 
+A robot without a gymnasium env registers a task that also gives ``obs_dim``, ``act_dim`` and
+``dt`` (``docs/integration.md``); the planner and learner nodes then need no env at all.
+
 All take tensors with any leading batch shape, ``obs (..., obs_dim)``, ``action (..., act_dim)``,
 and never leave the tensors' device. Environments registered by ``loop_ros.sim`` add their own
 tasks on import. Unknown ids fall back to :data:`NEVER_TERMINATES` with a warning.
@@ -32,6 +35,12 @@ class Task:
     cost: StepFn | None = None
     start_steps: int = 1000
     """Uniform-random steps before the agent acts (the reference's per-env exploration)."""
+    obs_dim: int | None = None
+    """Observation size, for robots without a gymnasium env (else read from the env)."""
+    act_dim: int | None = None
+    """Action size (normalised to [-1, 1]), for robots without a gymnasium env."""
+    dt: float | None = None
+    """Control period in seconds, for robots without a gymnasium env."""
     body_twist_indices: tuple[int, int, int] | None = None
     """Indices of (v_x, v_y, yaw_rate) in the observation (body frame), when the robot is a
     planar base: lets the planner draw its imagined trajectory as a path."""

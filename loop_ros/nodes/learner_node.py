@@ -63,7 +63,7 @@ class LearnerNode(Node):
         self.cfg = read_config(self, LearnerNodeConfig)
         loop_cfg = read_config(self, LoopConfig)
         seed_everything(loop_cfg.train.seed)
-        obs_dim, act_dim, _ = env_spec(self.cfg.env_id)
+        obs_dim, act_dim, _ = env_spec(self.cfg.env_id, self.cfg.task_module)
         self.learner = LoopLearner(loop_cfg, obs_dim, act_dim, get_task(self.cfg.env_id,
                                                                          warn=False),
                                    resolve_device(loop_cfg.train.device))

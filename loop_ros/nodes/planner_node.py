@@ -22,6 +22,7 @@ start steps). This is the learner's call, made from the transitions it actually 
 """
 from __future__ import annotations
 
+import importlib
 import math
 import threading
 import time
@@ -68,10 +69,26 @@ from loop_ros.ros.params import read_config
 CHECKPOINT_KIND = 'loop_ros.learner'
 
 
-def env_spec(env_id: str) -> tuple[int, int, float]:
-    """(obs_dim, act_dim, dt) of a gymnasium id (the env is made once and closed)."""
+def env_spec(env_id: str, task_module: str = '') -> tuple[int, int, float]:
+    """(obs_dim, act_dim, dt) of a task: from its registered description, else its gym env.
+
+    ``task_module`` is imported first: a robot without a gymnasium env registers its task there
+    with ``obs_dim``, ``act_dim`` and ``dt`` (docs/integration.md). Raises ValueError.
+    """
+    if task_module:
+        try:
+            importlib.import_module(task_module)
+        except ImportError as exc:
+            raise ValueError(f'cannot import task_module {task_module!r}: {exc}') from exc
+    task = get_task(env_id, warn=False)
+    if task.obs_dim is not None and task.act_dim is not None:
+        return task.obs_dim, task.act_dim, float(task.dt or 0.0)
     from loop_ros.train import make_env
-    env = make_env(env_id)
+    try:
+        env = make_env(env_id)
+    except Exception as exc:  # gymnasium raises several types for unknown/broken ids
+        raise ValueError(f'env_id {env_id!r} is neither a registered robot task nor a '
+                         f'gymnasium env: {exc}') from exc
     try:
         return (int(env.observation_space.shape[0]), int(env.action_space.shape[0]),
                 float(getattr(env.unwrapped, 'dt', 0.0)))
@@ -110,7 +127,7 @@ class PlannerNode(LifecycleNode):
         try:
             self.cfg = read_config(self, PlannerNodeConfig)
             loop_cfg = read_config(self, LoopConfig)
-            obs_dim, act_dim, dt = env_spec(self.cfg.env_id)
+            obs_dim, act_dim, dt = env_spec(self.cfg.env_id, self.cfg.task_module)
         except (ConfigError, ValueError) as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.ERROR

@@ -1,0 +1,1 @@
+"""Examples of plugging loop_ros into a robot stack (see docs/integration.md)."""
