@@ -23,12 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock
 from rclpy.clock import ClockType
-from rclpy.executors import ExternalShutdownException
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 
 from loop_ros import graph
@@ -50,6 +47,7 @@ from loop_ros.ros import qos
 from loop_ros.ros.conversions import transition_from_msg
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
+from loop_ros.ros.runner import run_node
 
 KEEP_CHECKPOINTS = 3
 
@@ -171,23 +169,7 @@ class LearnerNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Spin the learner (2 threads: ingestion and training) until shutdown."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = LearnerNode()
-            except (ConfigError, ValueError) as exc:
-                rclpy.logging.get_logger('learner').fatal(str(exc))
-                return 1
-            executor = MultiThreadedExecutor(num_threads=2)
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                executor.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(LearnerNode, 'learner', (ConfigError, ValueError), args=args)
 
 
 if __name__ == '__main__':

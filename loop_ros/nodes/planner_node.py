@@ -34,10 +34,7 @@ from typing import Any
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -65,6 +62,7 @@ from loop_ros.ros.conversions import action_msg
 from loop_ros.ros.conversions import observation_from_msg
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
+from loop_ros.ros.runner import run_node
 
 CHECKPOINT_KIND = 'loop_ros.learner'
 
@@ -352,28 +350,20 @@ class PlannerNode(LifecycleNode):
         self.path_pub.publish(path)
 
 
+def build_planner() -> PlannerNode:
+    """The planner; with ``autostart`` configured and activated (ConfigError if that fails)."""
+    node = PlannerNode()
+    if node.get_parameter('autostart').value:
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            node.destroy_node()
+            raise ConfigError('autostart: configure failed (see the error above)')
+        node.trigger_activate()
+    return node
+
+
 def main(args: list[str] | None = None) -> int:
     """Spin the planner with a multi-threaded executor until shutdown."""
-    try:
-        with rclpy.init(args=args):
-            node = PlannerNode()
-            if node.get_parameter('autostart').value:
-                if node.trigger_configure() == TransitionCallbackReturn.SUCCESS:
-                    node.trigger_activate()
-                else:
-                    node.get_logger().fatal('autostart: configure failed')
-                    node.destroy_node()
-                    return 1
-            executor = MultiThreadedExecutor(num_threads=2)
-            executor.add_node(node)
-            try:
-                executor.spin()
-            finally:
-                executor.shutdown()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(build_planner, 'planner', (ConfigError, ValueError), args=args)
 
 
 if __name__ == '__main__':

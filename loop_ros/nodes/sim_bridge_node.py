@@ -44,7 +44,6 @@ import numpy as np
 import rclpy
 from rclpy.clock import Clock
 from rclpy.clock import ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.task import Future
@@ -69,6 +68,7 @@ from loop_ros.ros.conversions import odometry_msg
 from loop_ros.ros.conversions import transition_msg
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
+from loop_ros.ros.runner import run_node
 
 try:  # rclpy raises RCLError when a reliable history is full (ros2-from-pypi.md section 1)
     from rclpy._rclpy_pybind11 import RCLError
@@ -364,21 +364,9 @@ class SimBridgeNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown (Ctrl-C) or ``max_episodes``; returns the exit code."""
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SimBridgeNode()
-            except (ConfigError, EnvError) as exc:
-                rclpy.logging.get_logger('sim_bridge').fatal(str(exc))
-                return 1
-            try:
-                rclpy.spin_until_future_complete(node, node.done)
-            finally:
-                node.close()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(SimBridgeNode, 'sim_bridge', (ConfigError, EnvError),
+                    spin=lambda node: rclpy.spin_until_future_complete(node, node.done),
+                    args=args)
 
 
 if __name__ == '__main__':
