@@ -4,9 +4,9 @@
   malformed transition is rejected with a throttled warning and counted). With several robots
   the bridges publish on one shared topic; ``header.frame_id`` (the producer) keeps each robot's
   successor chain apart in the replay buffer (SARSA next actions).
-* A timer does bounded work per tick (``LoopLearner.train``: a due model retrain, then at most
-  ``updates_per_tick`` SAC steps), in its own callback group, so transitions keep arriving
-  while it trains.
+* A training thread does bounded work every ``tick_period_s`` of wall time (``LoopLearner.train``:
+  a due model retrain, then at most ``updates_per_tick`` SAC steps). The subscription callback
+  only validates and queues, so transitions keep arriving while a retrain runs for seconds.
 * Every ``checkpoint_every_steps`` transitions, after each model retrain, and when exploration
   ends, it writes ``policy_<version>.pt`` atomically into ``checkpoint_dir`` and announces it on
   ``policy_update`` (latched), with ``explore = env_steps < start_steps``: the planners act
@@ -17,15 +17,13 @@
 """
 from __future__ import annotations
 
+from collections import deque
 import math
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.clock import Clock
-from rclpy.clock import ClockType
 from rclpy.node import Node
 
 from loop_ros import graph
@@ -45,6 +43,7 @@ from loop_ros.nodes.planner_node import CHECKPOINT_KIND
 from loop_ros.nodes.planner_node import env_spec
 from loop_ros.ros import qos
 from loop_ros.ros.conversions import transition_from_msg
+from loop_ros.ros.conversions import TransitionArrays
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
@@ -67,7 +66,7 @@ class LearnerNode(Node):
                                    resolve_device(loop_cfg.train.device))
         self.checkpoint_dir = Path(self.cfg.checkpoint_dir).expanduser().resolve()
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._inbox: deque[tuple[TransitionArrays, int]] = deque()
         self._streams: dict[str, int] = {}
         self.received = 0
         self.rejected = 0
@@ -78,44 +77,57 @@ class LearnerNode(Node):
                                                 qos.POLICY_UPDATE)
         self.stats_pub = self.create_publisher(TrainStats, graph.TRAIN_STATS_TOPIC, qos.STATS)
         self.create_subscription(Transition, graph.TRANSITION_TOPIC, self._on_transition,
-                                 qos.TRANSITION, callback_group=MutuallyExclusiveCallbackGroup())
-        # training runs on the wall clock: it must not wait for simulated time to advance
-        self.create_timer(self.cfg.tick_period_s, self._on_tick,
-                          callback_group=MutuallyExclusiveCallbackGroup(),
-                          clock=Clock(clock_type=ClockType.STEADY_TIME))
+                                 qos.TRANSITION)
         self._announce(path='')  # version 0: no weights yet, planners explore
         self.get_logger().info(
             f'learning {loop_cfg.train.algo} on {self.cfg.env_id} (obs {obs_dim}, act {act_dim});'
             f' random exploration for the first {self.learner.start_steps} transitions; '
             f'checkpoints in {self.checkpoint_dir}')
+        # Training runs in its own thread on the wall clock, not in an executor callback: a
+        # model retrain takes seconds, and a long callback makes rclpy's executor spin on the
+        # callbacks it cannot dispatch meanwhile (starving the training of the GIL).
+        self._stop = threading.Event()
+        self._trainer = threading.Thread(target=self._train_loop, name='train', daemon=True)
+        self._trainer.start()
 
     def _on_transition(self, msg: Transition) -> None:
-        """Validate and store; nothing else (training happens in the timer)."""
+        """Validate and queue (never blocks: training drains the queue in its own thread)."""
         try:
             t = transition_from_msg(msg, self.learner.obs_dim, self.learner.act_dim)
         except ValueError as exc:
             self.rejected += 1
             self.get_logger().warning(f'rejected transition ({self.rejected} so far): {exc}',
-                                   throttle_duration_sec=2.0)
+                                      throttle_duration_sec=2.0)
             return
-        stream = self._streams.setdefault(msg.header.frame_id, len(self._streams))
-        with self._lock:
+        self._inbox.append((t, self._streams.setdefault(msg.header.frame_id,
+                                                        len(self._streams))))
+        self.received += 1
+
+    def _train_loop(self) -> None:
+        """Every ``tick_period_s``: store the queued transitions, train a bounded slice."""
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            try:
+                self._tick()
+            except Exception as exc:  # keep learning alive; the error is visible in the log
+                self.get_logger().error(f'training tick failed: {exc!r}')
+            self._stop.wait(max(0.0, self.cfg.tick_period_s - (time.perf_counter() - start)))
+
+    def _tick(self) -> None:
+        """Drain the queue, do the due work (bounded), checkpoint when one is due."""
+        while self._inbox:
+            t, stream = self._inbox.popleft()
             self.learner.add(t.obs, t.action, t.reward, t.cost, t.next_obs, t.terminated,
                              t.truncated, stream=stream)
-            self.received += 1
-
-    def _on_tick(self) -> None:
-        """Bounded training work, then a checkpoint when one is due."""
-        with self._lock:
-            retrain = self.learner.model_due
-            t0 = time.perf_counter()
-            metrics = self.learner.train(max_sac_updates=self.cfg.updates_per_tick) \
-                if self.learner.has_work else {}
-            steps = self.learner.env_steps
+        retrain = self.learner.model_due
+        t0 = time.perf_counter()
+        metrics = self.learner.train(max_sac_updates=self.cfg.updates_per_tick) \
+            if self.learner.has_work else {}
         tick_ms = (time.perf_counter() - t0) * 1e3
+        steps = self.learner.env_steps
         if retrain and metrics:
             self.get_logger().info(
-                f'model retrained on {steps} transitions in {time.perf_counter() - t0:.1f} s: '
+                f'model retrained on {steps} transitions in {tick_ms / 1e3:.1f} s: '
                 f"holdout MSE {metrics.get('model/holdout_mse', math.nan):.4g}")
         crossed_start = self._last_checkpoint_steps < self.learner.start_steps <= steps
         if steps > self._last_checkpoint_steps and (
@@ -123,6 +135,11 @@ class LearnerNode(Node):
                 or steps - self._last_checkpoint_steps >= self.cfg.checkpoint_every_steps):
             self.write_checkpoint()
         self._publish_stats(tick_ms)
+
+    def close(self) -> None:
+        """Stop the training thread (called by run_node before the node is destroyed)."""
+        self._stop.set()
+        self._trainer.join(timeout=30.0)
 
     def _publish_stats(self, tick_ms: float) -> None:
         learner = self.learner
@@ -141,8 +158,7 @@ class LearnerNode(Node):
 
     def write_checkpoint(self) -> Path:
         """Atomic write of the policy weights, then the latched announcement."""
-        with self._lock:
-            state = self.learner.policy_state()
+        state = self.learner.policy_state()
         self.version += 1
         state['version'] = self.version
         path = save_checkpoint(self.checkpoint_dir / f'policy_{self.version:06d}.pt', state,
