@@ -144,7 +144,7 @@ class ArcPlanner:
             weights = self._weights(scores, worst_costs)
             mean, new_var = self._refit(candidates, weights)
             var = cfg.var_momentum * var + (1.0 - cfg.var_momentum) * new_var
-        if explore and not self.safe:
+        if explore and self.cfg.explore == 'sample' and not self.safe:
             choice = torch.multinomial(weights, 1, generator=self.generator)[0]
             plan = candidates[choice]
         else:

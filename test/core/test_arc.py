@@ -200,3 +200,11 @@ def test_value_needs_actor_and_critic(device):
         planner(device, value='q')
     with pytest.raises(ValueError, match='cost function'):
         planner(device, cost_limit=0.2)
+
+
+def test_explore_mean_trains_with_the_evaluation_action(device):
+    a = planner(device, temperature=1e-3, num_iterations=1, explore='mean')
+    b = planner(device, temperature=1e-3, num_iterations=1, explore='mean')
+    train_action, _ = a.plan(torch.zeros(1), explore=True)
+    eval_action, _ = b.plan(torch.zeros(1), explore=False)
+    assert torch.equal(train_action, eval_action)
