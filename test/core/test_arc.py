@@ -182,17 +182,16 @@ def test_cem_optimizer_reaches_the_optimum(device):
 
 
 def test_rolls_out_only_the_scored_members(device):
-    model = PointModel(device, num_members=3)
-    model.num_members = 3
-    elites = torch.tensor([0, 2], device=device)
-    type(model).elites = property(lambda self: elites)  # type: ignore[assignment]
-    try:
-        arc = planner(device, model, num_particles=4, num_samples=10, num_iterations=2)
-        arc.plan(torch.zeros(1))
-        assert all(shape[0] == 2 for shape in model.calls)
-        assert all(shape[1] == 10 * 4 for shape in model.calls)
-    finally:
-        del type(model).elites
+    class ThreeMembersTwoElites(PointModel):
+        @property
+        def elites(self) -> torch.Tensor:
+            return torch.tensor([0, 2], device=self.device)
+
+    model = ThreeMembersTwoElites(device, num_members=3)
+    arc = planner(device, model, num_particles=4, num_samples=10, num_iterations=2)
+    arc.plan(torch.zeros(1))
+    assert all(shape[0] == 2 for shape in model.calls)
+    assert all(shape[1] == 10 * 4 for shape in model.calls)
 
 
 def test_value_needs_actor_and_critic(device):
