@@ -134,7 +134,8 @@ class LearnerNode(Node):
                 retrain or crossed_start
                 or steps - self._last_checkpoint_steps >= self.cfg.checkpoint_every_steps):
             self.write_checkpoint()
-        self._publish_stats(tick_ms)
+        if not self._stop.is_set():
+            self._publish_stats(tick_ms)
 
     def close(self) -> None:
         """Stop the training thread (called by run_node before the node is destroyed)."""

@@ -41,7 +41,6 @@ from gymnasium.wrappers import FlattenObservation
 from gymnasium.wrappers import RescaleAction
 from nav_msgs.msg import Odometry
 import numpy as np
-import rclpy
 from rclpy.clock import Clock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -69,6 +68,7 @@ from loop_ros.ros.conversions import transition_msg
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
+from loop_ros.ros.runner import spin_until
 
 try:  # rclpy raises RCLError when a reliable history is full (ros2-from-pypi.md section 1)
     from rclpy._rclpy_pybind11 import RCLError
@@ -365,7 +365,7 @@ class SimBridgeNode(Node):
 def main(args: list[str] | None = None) -> int:
     """Run the node until shutdown (Ctrl-C) or ``max_episodes``; returns the exit code."""
     return run_node(SimBridgeNode, 'sim_bridge', (ConfigError, EnvError),
-                    spin=lambda node: rclpy.spin_until_future_complete(node, node.done),
+                    spin=lambda node: spin_until(node, node.done, threads=1),
                     args=args)
 
 
