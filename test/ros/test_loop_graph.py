@@ -48,6 +48,9 @@ def tiny_params(tmp_path: Path) -> Path:
     return path
 
 
+RECORDER_QOS = 100  # reliable, depth 100: the test's recorder must not be the one that drops
+
+
 class Observer:
     """Records what the graph publishes. It does not subscribe to ``transition``: the bridge
     holds its first step until a transition subscriber (the learner) is matched."""
@@ -66,7 +69,7 @@ class Observer:
         self.node.create_subscription(
             Action, 'action',
             lambda m: self.action_stamps.append(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9),
-            qos.ACTION)
+            RECORDER_QOS)
         self.node.create_subscription(TrainStats, 'learner/train_stats',
                                       lambda m: setattr(self, 'train_stats', m), qos.STATS)
         self.node.create_subscription(PlanStats, 'planner/plan_stats',
@@ -90,7 +93,9 @@ def alive(pid: int) -> bool:
     return True
 
 
-def test_graph_learns_online_and_shuts_down_cleanly(tmp_path: Path) -> None:
+def test_graph_learns_online_and_shuts_down_cleanly(tmp_path: Path, monkeypatch) -> None:
+    # three torch processes on 2 cores: one intra-op thread each, or they spin against each other
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
     params = tiny_params(tmp_path)
     ckpt = tmp_path / 'checkpoints'
     common = {'params_file': str(params), 'checkpoint_dir': str(ckpt)}
