@@ -5,7 +5,8 @@ Default: InvertedPendulum-v5, 5000 steps, seeds 0 1 2 (issue #2's target: LOOP's
 not share threads or state); the table gives final evaluation returns (ARC in eval mode for
 LOOP, the actor for SAC) and wall times, then LOOP/SAC ratios.
 
-Usage: ``python bench/learning.py [--env ID] [--steps N] [--seeds 0 1 2] [--algos loop sac]``
+Usage: ``python bench/learning.py [--env ID] [--steps N] [--seeds 0 1 2] [--algos loop sac]
+[--jobs 6] [--threads 1] [--extra --device cuda]``. A run fails the whole benchmark loudly.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,25 +36,33 @@ def main() -> int:
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--algos', nargs='+', default=['loop', 'sac'])
     parser.add_argument('--out', default='runs/bench_learning')
+    parser.add_argument('--jobs', type=int, default=1,
+                        help='runs at once (each a process; wall times are only comparable '
+                        'between runs made with the same --jobs and --threads)')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads per run')
     parser.add_argument('--extra', nargs=argparse.REMAINDER, default=[],
                         help='further loop-ros train options, e.g. --extra --arc.horizon 5')
     args = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=str(REPO), MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl'))
+    runs = [(seed, algo) for seed in args.seeds for algo in args.algos]
     results: dict[str, list[tuple[int, float, float]]] = {a: [] for a in args.algos}
-    for seed in args.seeds:
-        for algo in args.algos:
-            out = Path(args.out) / f"{args.env.replace('/', '_')}-{algo}-{seed}"
-            cmd = [sys.executable, '-m', 'loop_ros.cli', 'train', '--env', args.env, '--algo',
-                   algo, '--steps', str(args.steps), '--seed', str(seed), '--out', str(out),
-                   '--no-progress', *args.extra]
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - t0
-            if proc.returncode != 0:
-                print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
-                return proc.returncode
-            planner, actor = final_returns(out)
-            score = actor if algo == 'sac' else planner
+
+    def run(seed: int, algo: str) -> tuple[int, str, float, float, float]:
+        out = Path(args.out) / f"{args.env.replace('/', '_')}-{algo}-{seed}"
+        cmd = [sys.executable, '-m', 'loop_ros.cli', 'train', '--env', args.env, '--algo', algo,
+               '--steps', str(args.steps), '--seed', str(seed), '--out', str(out),
+               '--threads', str(args.threads), '--no-progress', *args.extra]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stdout[-2000:]}'
+                               f'{proc.stderr[-2000:]}')
+        planner, actor = final_returns(out)
+        return seed, algo, (actor if algo == 'sac' else planner), actor, wall
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for seed, algo, score, actor, wall in pool.map(lambda r: run(*r), runs):
             results[algo].append((seed, score, wall))
             print(f'{algo:10s} seed {seed}: eval return {score:8.1f} (actor alone {actor:8.1f})'
                   f'  wall {wall / 60:5.1f} min', flush=True)

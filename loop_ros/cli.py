@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from loop_ros.core.config import (ConfigError, LoopConfig, from_dict, groups, iter_fields,
-                                  replace)
+from loop_ros.core.config import (ConfigError, LoopConfig, groups, iter_fields, merge_dict,
+                                  replace, with_presets)
 
 SHORTCUTS = {
     'env': None, 'algo': 'train.algo', 'steps': 'train.total_steps', 'seed': 'train.seed',
@@ -53,8 +53,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> LoopConfig:
-    """Config file (if any), then the shortcut options, then ``--group.field`` options."""
+    """Defaults, the env's task presets, the config file (if any), then the options."""
     cfg = LoopConfig()
+    if getattr(args, 'env', None):
+        from loop_ros.train import task_of
+        cfg = with_presets(task_of(args.env, warn=False).hyperparameters)
     if getattr(args, 'config', None):
         import yaml
         path = Path(args.config)
@@ -64,7 +67,7 @@ def config_from_args(args: argparse.Namespace) -> LoopConfig:
             raise ConfigError(f'cannot read config file {path}: {exc}') from exc
         if not isinstance(data, dict):
             raise ConfigError(f'{path}: expected a mapping of groups (sac, ensemble, arc, train)')
-        cfg = from_dict(LoopConfig, data, where=str(path))
+        cfg = merge_dict(cfg, data, where=str(path))
     changes = {k: v for k, v in vars(args).items() if '.' in k}
     for short, dotted in SHORTCUTS.items():
         if dotted and getattr(args, short, None) is not None:
@@ -138,8 +141,26 @@ def parameters_markdown() -> str:
              'and keys of `config/*.yaml`. "static" parameters change tensor shapes or the '
              'device: read-only at runtime. The node-level parameters (rates, timeouts, '
              'checkpoint directory, ...) are in [ros.md](ros.md#parameters).', '',
-             markdown_tables(LoopConfig)]
+             markdown_tables(LoopConfig), task_presets_markdown()]
     return '\n'.join(parts).rstrip() + '\n'
+
+
+def task_presets_markdown() -> str:
+    """The per-env presets of the registered tasks (``Task.hyperparameters``, start steps)."""
+    import loop_ros.sim  # noqa: F401  (registers the loop_ros/ tasks)
+    from loop_ros.core.tasks import get_task, registered_tasks
+    lines = ['## Per-env presets', '',
+             'A registered task may carry per-env values (`Task.hyperparameters` in '
+             '`loop_ros/core/tasks.py`, like the paper\'s per-env tuning). Layering, lowest first: '
+             'the defaults above, the env\'s presets, a config file or ROS params file / `-p`, '
+             'then `loop-ros train` options. `train.start_steps: -1` takes the task\'s start '
+             'steps.', '',
+             '| env id | start steps | presets |', '|---|---|---|']
+    for env_id in registered_tasks():
+        task = get_task(env_id)
+        presets = ', '.join(f'`{k}: {v}`' for k, v in sorted(task.hyperparameters.items()))
+        lines.append(f'| `{env_id}` | {task.start_steps} | {presets} |')
+    return '\n'.join(lines) + '\n'
 
 
 def main(argv: Sequence[str] | None = None) -> int:

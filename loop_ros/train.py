@@ -22,9 +22,16 @@ import torch
 from loop_ros.core.agent import LoopLearner, LoopPolicy, resolve_device, seed_everything
 from loop_ros.core.checkpoint import save_checkpoint
 from loop_ros.core.config import LoopConfig, to_dict
-from loop_ros.core.tasks import get_task
+from loop_ros.core.tasks import Task, get_task
 
 CHECKPOINT_KIND = 'loop_ros.learner'
+
+
+def task_of(env_id: str, warn: bool = True) -> Task:
+    """The registered task of ``env_id`` (loop_ros's own ids registered first)."""
+    if env_id.startswith('loop_ros/'):
+        import loop_ros.sim  # noqa: F401  (registers the loop_ros/ ids and their tasks)
+    return get_task(env_id, warn=warn)
 
 
 def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
@@ -128,7 +135,7 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
     eval_env = make_env(env_id, seed=tcfg.seed + 100)
     obs_dim = int(env.observation_space.shape[0])
     act_dim = int(env.action_space.shape[0])
-    task = get_task(env_id)
+    task = task_of(env_id)
     learner = LoopLearner(cfg, obs_dim, act_dim, task, device)
     policy = LoopPolicy(cfg, obs_dim, act_dim, task, device, sac=learner.sac,
                         ensemble=learner.ensemble, seed=tcfg.seed)

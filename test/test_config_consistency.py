@@ -1,7 +1,8 @@
 """config/*.yaml and docs/ros.md agree with the config dataclasses (PyYAML only, no ROS).
 
 Each node section of each params file (``/**/<node>: ros__parameters:``) must hold exactly the
-parameters its node declares (``NODE_PARAMETERS``: node config + ``LoopConfig`` groups), with
+parameters its node declares (``NODE_PARAMETERS``: node config + ``LoopConfig`` groups), except
+those a task preset sets (``Task.hyperparameters``), which it may leave to the env, with
 YAML types that rcl parses into the declared ROS type (``1.0`` not ``1`` for a float), and values
 that pass the dataclasses' checks. The generated tables in ``docs/ros.md`` must be current:
 regenerate them with ``python test/test_config_consistency.py``.
@@ -25,11 +26,15 @@ from loop_ros import graph  # noqa: E402
 from loop_ros.core.config import ConfigError  # noqa: E402
 from loop_ros.core.config import from_dict  # noqa: E402
 from loop_ros.core.node_config import NODE_PARAMETERS  # noqa: E402
+from loop_ros.core.tasks import get_task  # noqa: E402
+from loop_ros.core.tasks import registered_tasks  # noqa: E402
 
 CONFIG_FILES = sorted((ROOT / 'config').glob('*.yaml'))
 SHARED_KEYS = {'use_sim_time'}
 """Keys allowed in the ``/**`` section (shared by every node)."""
 DOCS = ROOT / 'docs' / 'ros.md'
+PRESET_KEYS = {key for env in registered_tasks() for key in get_task(env).hyperparameters}
+"""Parameters a params file may leave out so that the env's task preset applies."""
 
 
 def leaves(cfg_type: type, prefix: str = '') -> Iterator[tuple[str, dataclasses.Field]]:
@@ -104,7 +109,8 @@ def test_sections_match_dataclasses(path: Path) -> None:
     for node, values in by_node.items():
         groups = NODE_PARAMETERS[node]
         expected = {name: f for prefix, t in groups.items() for name, f in leaves(t, prefix)}
-        missing, extra = sorted(set(expected) - set(values)), sorted(set(values) - set(expected))
+        missing = sorted(set(expected) - set(values) - PRESET_KEYS)
+        extra = sorted(set(values) - set(expected))
         assert not missing and not extra, (f'{path.name} [{node}]: missing {missing}, '
                                            f'unknown {extra}')
         for name, value in values.items():

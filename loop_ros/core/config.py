@@ -256,6 +256,34 @@ def from_dict(cfg_type: type, data: dict[str, Any] | None, where: str = 'config'
     return cfg_type(**kwargs)
 
 
+def _deep_merge(base: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in data.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def merge_dict(cfg: Any, data: dict[str, Any] | None, where: str = 'config') -> Any:
+    """``cfg`` with the (nested) values of ``data`` on top, checked as :func:`from_dict` checks."""
+    return from_dict(type(cfg), _deep_merge(to_dict(cfg), dict(data or {})), where)
+
+
+def with_presets(presets: dict[str, Any], cfg_type: type | None = None) -> Any:
+    """The defaults of ``cfg_type`` (``LoopConfig``) with a task's per-env presets applied.
+
+    Layering everywhere (CLI, ROS nodes): dataclass defaults < task presets
+    (``Task.hyperparameters``) < config file / ROS parameter overrides < CLI options.
+    """
+    cfg_type = cfg_type or LoopConfig
+    try:
+        return replace(cfg_type(), **presets)
+    except (TypeError, ConfigError) as exc:
+        raise ConfigError(f'invalid task presets {presets!r}: {exc}') from None
+
+
 def replace(cfg: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` that accepts dotted keys for nested groups (``arc.horizon``)."""
     nested: dict[str, dict[str, Any]] = {}

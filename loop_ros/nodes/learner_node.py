@@ -34,17 +34,16 @@ from loop_ros.core.checkpoint import save_checkpoint
 from loop_ros.core.config import ConfigError
 from loop_ros.core.config import LoopConfig
 from loop_ros.core.node_config import LearnerNodeConfig
-from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.tasks import get_task
 from loop_ros.msg import PolicyUpdate
 from loop_ros.msg import TrainStats
 from loop_ros.msg import Transition
 from loop_ros.nodes.planner_node import CHECKPOINT_KIND
+from loop_ros.nodes.planner_node import declare_node_parameters
 from loop_ros.nodes.planner_node import env_spec
 from loop_ros.ros import qos
 from loop_ros.ros.conversions import transition_from_msg
 from loop_ros.ros.conversions import TransitionArrays
-from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
 
@@ -56,7 +55,7 @@ class LearnerNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('learner', **kwargs)
-        declare_groups(self, NODE_PARAMETERS['learner'])
+        declare_node_parameters(self, 'learner')
         self.cfg = read_config(self, LearnerNodeConfig)
         loop_cfg = read_config(self, LoopConfig)
         seed_everything(loop_cfg.train.seed)

@@ -38,6 +38,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.node import Node
 import torch
 
 from loop_ros import graph
@@ -51,6 +52,7 @@ from loop_ros.core.config import LoopConfig
 from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.node_config import PlannerNodeConfig
 from loop_ros.core.tasks import get_task
+from loop_ros.core.tasks import Task
 from loop_ros.msg import Action
 from loop_ros.msg import Observation
 from loop_ros.msg import PlanStats
@@ -60,6 +62,7 @@ from loop_ros.ros.clock import ns_to_stamp
 from loop_ros.ros.clock import stamp_to_ns
 from loop_ros.ros.conversions import action_msg
 from loop_ros.ros.conversions import observation_from_msg
+from loop_ros.ros.params import declare_config
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
@@ -67,18 +70,43 @@ from loop_ros.ros.runner import run_node
 CHECKPOINT_KIND = 'loop_ros.learner'
 
 
-def env_spec(env_id: str, task_module: str = '') -> tuple[int, int, float]:
-    """(obs_dim, act_dim, dt) of a task: from its registered description, else its gym env.
+def load_task(env_id: str, task_module: str = '') -> Task:
+    """The task of ``env_id``, after importing ``task_module`` (which may register it).
 
-    ``task_module`` is imported first: a robot without a gymnasium env registers its task there
-    with ``obs_dim``, ``act_dim`` and ``dt`` (docs/integration.md). Raises ValueError.
+    A robot without a gymnasium env registers its task in ``task_module`` with ``obs_dim``,
+    ``act_dim`` and ``dt`` (docs/integration.md). Raises ValueError.
     """
     if task_module:
         try:
             importlib.import_module(task_module)
         except ImportError as exc:
             raise ValueError(f'cannot import task_module {task_module!r}: {exc}') from exc
-    task = get_task(env_id, warn=False)
+    from loop_ros.train import task_of
+    return task_of(env_id, warn=False)
+
+
+def declare_node_parameters(node: Node, node_name: str) -> None:
+    """Declare the node's own group, then the LOOP groups with the task's presets as defaults.
+
+    Layering: dataclass defaults < the task's ``hyperparameters`` < params file / ``-p``.
+    An env_id that cannot be loaded yet declares plain defaults (configure reports the error).
+    """
+    groups = NODE_PARAMETERS[node_name]
+    declare_config(node, groups[''])
+    node_cfg = read_config(node, groups[''])
+    try:
+        presets = load_task(node_cfg.env_id, node_cfg.task_module).hyperparameters
+    except ValueError:
+        presets = {}
+    declare_groups(node, groups, defaults=presets)
+
+
+def env_spec(env_id: str, task_module: str = '') -> tuple[int, int, float]:
+    """(obs_dim, act_dim, dt) of a task: from its registered description, else its gym env.
+
+    Raises ValueError (see :func:`load_task`).
+    """
+    task = load_task(env_id, task_module)
     if task.obs_dim is not None and task.act_dim is not None:
         return task.obs_dim, task.act_dim, float(task.dt or 0.0)
     from loop_ros.train import make_env
@@ -99,7 +127,7 @@ class PlannerNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__('planner', **kwargs)
-        declare_groups(self, NODE_PARAMETERS['planner'])
+        declare_node_parameters(self, 'planner')
         self.cfg: PlannerNodeConfig | None = None
         self.policy: LoopPolicy | None = None
         self._lock = threading.Lock()

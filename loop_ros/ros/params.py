@@ -142,8 +142,13 @@ def _coerce(ptype: Parameter.Type, param: Parameter) -> Any:
     return None
 
 
-def declare_config(node: Node, cfg_type: type, prefix: str = '') -> None:
+def declare_config(node: Node, cfg_type: type, prefix: str = '',
+                   defaults: Mapping[str, Any] | None = None) -> None:
     """Declare ``<prefix>.<field>`` for every field of ``cfg_type`` (nested groups nest).
+
+    ``defaults`` (parameter name -> value, e.g. a task's ``hyperparameters``) replaces the
+    dataclass default of the names it holds; overrides still win. Names already declared are
+    skipped, so a node can declare ``env_id`` first and the groups that depend on it later.
 
     Overrides (``--params-file``, ``-p``, ``parameter_overrides``) take effect as usual; an
     integer override of a float parameter is accepted as a float. A wrongly typed or out-of-range
@@ -151,8 +156,10 @@ def declare_config(node: Node, cfg_type: type, prefix: str = '') -> None:
     """
     overrides: Mapping[str, Parameter] = getattr(node, '_parameter_overrides', {})
     for name, f in iter_parameters(cfg_type, prefix):
+        if node.has_parameter(name):
+            continue
         desc = describe(name, f)
-        value = _to_ros(f.default)
+        value = _to_ros(defaults[name] if defaults and name in defaults else f.default)
         ignore_override = False
         if name in overrides:
             coerced = _coerce(parameter_type(f), overrides[name])
@@ -172,10 +179,11 @@ def declare_config(node: Node, cfg_type: type, prefix: str = '') -> None:
                 f'{detail}') from None
 
 
-def declare_groups(node: Node, groups: Mapping[str, type]) -> None:
+def declare_groups(node: Node, groups: Mapping[str, type],
+                   defaults: Mapping[str, Any] | None = None) -> None:
     """:func:`declare_config` for each ``prefix -> dataclass``, then :func:`add_validation`."""
     for prefix, cfg_type in groups.items():
-        declare_config(node, cfg_type, prefix)
+        declare_config(node, cfg_type, prefix, defaults)
     add_validation(node, groups)
 
 

@@ -169,3 +169,22 @@ def test_sim_bridge_parameters(context) -> None:
     result = node.set_parameters([Parameter('safe_action_mode', value='brake')])[0]
     assert not result.successful and 'zero' in result.reason
     node.destroy_node()
+
+
+def test_task_presets_are_defaults_and_overrides_win(context) -> None:
+    """dataclass defaults < the env's task preset < params file / -p (planner and learner)."""
+    from loop_ros.core.tasks import get_task
+    from loop_ros.nodes.planner_node import declare_node_parameters
+    preset = get_task('InvertedPendulum-v5').hyperparameters['arc.horizon']
+    assert preset != ArcConfig().horizon
+    cases = [({'env_id': 'InvertedPendulum-v5'}, preset),
+             ({'env_id': 'InvertedPendulum-v5', 'arc.horizon': 4}, 4),
+             ({'env_id': 'loop_ros/RCCarCircle-v0'}, ArcConfig().horizon)]
+    for node_name in ('planner', 'learner'):
+        for overrides, horizon in cases:
+            node = Node(node_name, context=context, parameter_overrides=[
+                Parameter(k, value=v) for k, v in overrides.items()])
+            declare_node_parameters(node, node_name)
+            assert params.read_config(node, LoopConfig).arc.horizon == horizon, overrides
+            assert node.get_parameter('arc.horizon').value == horizon
+            node.destroy_node()

@@ -1,0 +1,57 @@
+"""loop-ros CLI configuration layering: defaults < task presets < config file < options."""
+from __future__ import annotations
+
+import pytest
+
+from loop_ros.cli import build_parser
+from loop_ros.cli import config_from_args
+from loop_ros.core.config import ArcConfig
+from loop_ros.core.config import ConfigError
+from loop_ros.core.config import with_presets
+from loop_ros.core.tasks import get_task
+from loop_ros.core.tasks import registered_tasks
+
+PENDULUM = 'InvertedPendulum-v5'
+
+
+def config(*argv: str):
+    return config_from_args(build_parser().parse_args(['train', *argv]))
+
+
+def test_task_preset_replaces_the_default():
+    preset = get_task(PENDULUM).hyperparameters['arc.horizon']
+    assert preset != ArcConfig().horizon
+    assert config('--env', PENDULUM).arc.horizon == preset
+    assert config('--env', 'HalfCheetah-v5').arc.horizon == ArcConfig().horizon
+
+
+def test_config_file_and_options_win_over_the_preset(tmp_path):
+    path = tmp_path / 'cfg.yaml'
+    path.write_text('arc:\n  horizon: 5\n  temperature: 2.0\n')
+    cfg = config('--env', PENDULUM, '--config', str(path))
+    assert (cfg.arc.horizon, cfg.arc.temperature) == (5, 2.0)
+    cfg = config('--env', PENDULUM, '--config', str(path), '--arc.horizon', '3')
+    assert (cfg.arc.horizon, cfg.arc.temperature) == (3, 2.0)
+    assert config('--env', PENDULUM, '--arc.horizon', '3').arc.horizon == 3
+
+
+def test_bad_config_file_is_refused_with_its_name(tmp_path):
+    path = tmp_path / 'bad.yaml'
+    path.write_text('arc:\n  horizonn: 5\n')
+    with pytest.raises(ConfigError, match=r'bad\.yaml.*horizonn'):
+        config('--env', PENDULUM, '--config', str(path))
+
+
+@pytest.mark.parametrize('env_id', registered_tasks())
+def test_every_registered_preset_is_a_valid_config(env_id):
+    cfg = with_presets(get_task(env_id).hyperparameters)
+    for key, value in get_task(env_id).hyperparameters.items():
+        group, name = key.split('.')
+        assert getattr(getattr(cfg, group), name) == value
+
+
+def test_invalid_preset_is_refused():
+    with pytest.raises(ConfigError, match='task presets'):
+        with_presets({'arc.horizon': 0})
+    with pytest.raises(ConfigError, match='task presets'):
+        with_presets({'arc.no_such_field': 1})
