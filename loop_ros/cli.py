@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from loop_ros.core.config import (ConfigError, LoopConfig, groups, iter_fields, merge_dict,
                                   replace, with_presets)
+from loop_ros.envs import EnvError
 
 SHORTCUTS = {
     'env': None, 'algo': 'train.algo', 'steps': 'train.total_steps', 'seed': 'train.seed',
@@ -178,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == 'params':
             print(parameters_markdown(), end='')
             return 0
-    except ConfigError as exc:
+    except (ConfigError, EnvError) as exc:
         parser.exit(2, f'loop-ros: error: {exc}\n')
     except KeyboardInterrupt:
         return 130

@@ -107,7 +107,8 @@ def final_evaluation(checkpoint_dir: Path, episodes: int = 5, seed: int = 1000
     from loop_ros.core.checkpoint import latest_checkpoint, load_checkpoint
     from loop_ros.core.config import LoopConfig, from_dict
     from loop_ros.core.tasks import get_task
-    from loop_ros.train import make_env, run_episode
+    from loop_ros.envs import make_env
+    from loop_ros.train import run_episode
 
     env = make_env(DEMO_ENV)
     rng = np.random.default_rng(seed)

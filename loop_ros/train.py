@@ -23,6 +23,7 @@ from loop_ros.core.agent import LoopLearner, LoopPolicy, resolve_device, seed_ev
 from loop_ros.core.checkpoint import save_checkpoint
 from loop_ros.core.config import LoopConfig, to_dict
 from loop_ros.core.tasks import Task, get_task
+from loop_ros.envs import make_env
 
 CHECKPOINT_KIND = 'loop_ros.learner'
 
@@ -32,27 +33,6 @@ def task_of(env_id: str, warn: bool = True) -> Task:
     if env_id.startswith('loop_ros/'):
         import loop_ros.sim  # noqa: F401  (registers the loop_ros/ ids and their tasks)
     return get_task(env_id, warn=warn)
-
-
-def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gym.Env:
-    """``gym.make`` with loop_ros's own envs registered and actions normalised to [-1, 1]."""
-    if env_id.startswith('loop_ros/'):
-        import loop_ros.sim  # noqa: F401  (registers the loop_ros/ ids)
-    env = gym.make(env_id, **kwargs)
-    space = env.action_space
-    if not isinstance(space, gym.spaces.Box):
-        raise ValueError(f'{env_id}: LOOP needs a Box action space, got {space}')
-    if not isinstance(env.observation_space, gym.spaces.Box) or \
-            len(env.observation_space.shape) != 1:
-        raise ValueError(f'{env_id}: LOOP needs a flat Box observation space, '
-                         f'got {env.observation_space}')
-    if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
-        env = gym.wrappers.RescaleAction(env, np.full(space.shape, -1.0, np.float32),
-                                         np.full(space.shape, 1.0, np.float32))
-    if seed is not None:
-        env.reset(seed=seed)
-        env.action_space.seed(seed)
-    return env
 
 
 @dataclass

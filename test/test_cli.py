@@ -55,3 +55,21 @@ def test_invalid_preset_is_refused():
         with_presets({'arc.horizon': 0})
     with pytest.raises(ConfigError, match='task presets'):
         with_presets({'arc.no_such_field': 1})
+
+
+def test_bad_env_ids_exit_with_a_clear_error(tmp_path, capsys):
+    from loop_ros.cli import main
+    for env_id, match in (('NoSuchEnv-v0', 'cannot make env'),
+                          ('CartPole-v1', '1-D Box action space')):
+        with pytest.raises(SystemExit) as exit_info:
+            main(['train', '--env', env_id, '--steps', '1', '--out', str(tmp_path)])
+        assert exit_info.value.code == 2
+        assert match in capsys.readouterr().err
+
+
+def test_make_env_normalises_actions():
+    from loop_ros.envs import make_env
+    env = make_env(PENDULUM, seed=0)
+    assert (env.action_space.low == -1).all() and (env.action_space.high == 1).all()
+    assert env.unwrapped.action_space.high[0] == 3.0     # the pendulum's own bound
+    env.close()

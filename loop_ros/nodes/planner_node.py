@@ -109,7 +109,7 @@ def env_spec(env_id: str, task_module: str = '') -> tuple[int, int, float]:
     task = load_task(env_id, task_module)
     if task.obs_dim is not None and task.act_dim is not None:
         return task.obs_dim, task.act_dim, float(task.dt or 0.0)
-    from loop_ros.train import make_env
+    from loop_ros.envs import make_env
     try:
         env = make_env(env_id)
     except Exception as exc:  # gymnasium raises several types for unknown/broken ids

@@ -30,15 +30,11 @@ Run::
 """
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from typing import Any
 
 import gymnasium
-from gymnasium.spaces import Box
-from gymnasium.wrappers import FlattenObservation
-from gymnasium.wrappers import RescaleAction
 from nav_msgs.msg import Odometry
 import numpy as np
 from rclpy.clock import Clock
@@ -52,6 +48,8 @@ from loop_ros import graph
 from loop_ros.core.config import ConfigError
 from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.node_config import SimBridgeConfig
+from loop_ros.envs import EnvError
+from loop_ros.envs import make_env
 from loop_ros.msg import Action
 from loop_ros.msg import EpisodeStats
 from loop_ros.msg import Observation
@@ -76,39 +74,6 @@ except ImportError:  # pragma: no cover
     RCLError = RuntimeError  # type: ignore[misc,assignment]
 
 WARN_PERIOD_S = 2.0
-
-
-class EnvError(RuntimeError):
-    """The environment cannot be made or does not fit the bridge."""
-
-
-def make_env(env_id: str) -> gymnasium.Env:
-    """``gymnasium.make(env_id)`` with a flat Box observation and actions rescaled to [-1, 1].
-
-    Ids starting with ``loop_ros/`` are registered by importing ``loop_ros.sim`` first.
-    """
-    if env_id.startswith('loop_ros/'):
-        try:
-            importlib.import_module('loop_ros.sim')
-        except ImportError as exc:
-            raise EnvError(f'env {env_id!r} is registered by loop_ros.sim, which failed to '
-                           f'import: {exc}') from exc
-    try:
-        env = gymnasium.make(env_id)
-    except gymnasium.error.Error as exc:
-        raise EnvError(f'cannot make env {env_id!r}: {exc}') from exc
-    space = env.action_space
-    if not isinstance(space, Box) or len(space.shape) != 1:
-        env.close()
-        raise EnvError(f'env {env_id!r}: the bridge needs a 1-D Box action space, got {space}')
-    if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
-        env.close()
-        raise EnvError(f'env {env_id!r}: action bounds must be finite to normalise them, got '
-                       f'low={space.low} high={space.high}')
-    if not (isinstance(env.observation_space, Box) and len(env.observation_space.shape) == 1):
-        env = FlattenObservation(env)
-    ones = np.ones(space.shape, dtype=space.dtype)
-    return RescaleAction(env, min_action=-ones, max_action=ones)
 
 
 def env_period(env: gymnasium.Env, default: float) -> float:
