@@ -157,7 +157,8 @@ def task_presets_markdown() -> str:
              'then `loop-ros train` options. `train.start_steps: -1` takes the task\'s start '
              'steps.', '',
              '| env id | start steps | presets |', '|---|---|---|']
-    for env_id in registered_tasks():
+    own = [e for e in registered_tasks() if '/' not in e or e.startswith('loop_ros/')]
+    for env_id in own:   # the tasks loop_ros registers (not a robot's, nor the examples')
         task = get_task(env_id)
         presets = ', '.join(f'`{k}: {v}`' for k, v in sorted(task.hyperparameters.items()))
         lines.append(f'| `{env_id}` | {task.start_steps} | {presets} |')

@@ -219,6 +219,19 @@ class PlannerNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def close(self) -> None:
+        """Stop the timer and wait for an in-flight plan or weight load.
+
+        ``run_node`` calls it after spinning and before the node is destroyed, so no worker
+        finishes onto a destroyed publisher at Ctrl-C.
+        """
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        for pool in (self._executor, self._loader):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
     def _release(self) -> None:
         for sub in self._subs:
             self.destroy_subscription(sub)
