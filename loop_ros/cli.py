@@ -119,6 +119,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     out = args.out or f"runs/{args.env.replace('/', '_')}-{cfg.train.algo}-{cfg.train.seed}"
     torch_threads(args.threads)
+    from loop_ros.train import task_of
+    presets = task_of(args.env, warn=False).hyperparameters
+    used = [f'{k}={v}' for k, v in presets.items()
+            if getattr(getattr(cfg, k.split('.')[0]), k.split('.')[1]) == v]
+    if used:
+        print(f"{args.env} presets in effect: {', '.join(used)} (an option or --config "
+              'overrides them)')
     result = train(args.env, cfg, out, progress=not args.no_progress)
     ev = result.final_eval
     print(f'done: {result.env_steps} steps in {result.wall_s:.0f} s; eval return: planner '
