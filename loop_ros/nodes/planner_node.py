@@ -82,7 +82,10 @@ def load_task(env_id: str, task_module: str = '') -> Task:
         except ImportError as exc:
             raise ValueError(f'cannot import task_module {task_module!r}: {exc}') from exc
     from loop_ros.train import task_of
-    return task_of(env_id, warn=False)
+    try:
+        return task_of(env_id, warn=False)
+    except ImportError as exc:
+        raise ValueError(f'cannot load the task of {env_id!r}: {exc}') from exc
 
 
 def declare_node_parameters(node: Node, node_name: str) -> None:
