@@ -158,6 +158,7 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
             if terminated or truncated:
                 episode_writer.writerow({'env_step': step + 1, 'episode': episode,
                                          'return': ep_return, 'cost': ep_cost, 'length': ep_len})
+                episode_file.flush()  # long runs can be followed with `tail -f episodes.csv`
                 recent_returns = (recent_returns + [ep_return])[-10:]
                 episode += 1
                 ep_return, ep_cost, ep_len = 0.0, 0.0, 0
