@@ -52,6 +52,7 @@ class DynamicsModel(Protocol):
         """(M, B, O), (M, B, A) -> sampled next obs (M, B, O) and reward (M, B) or None."""
 
     def predict_random_elite(self, obs: torch.Tensor, act: torch.Tensor,
+                             deterministic: bool = False,
                              generator: torch.Generator | None = None
                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(B, O), (B, A) -> next obs and reward, each row from a random elite (TS-1)."""
@@ -181,7 +182,8 @@ class ArcPlanner:
         for _ in range(self.cfg.horizon):
             action = self.actor(state)  # type: ignore[misc]
             actions.append(action)
-            state, _ = self.model.predict_random_elite(state, action, generator=self.generator)
+            state, _ = self.model.predict_random_elite(state, action, self.cfg.rollout == 'mean',
+                                                       generator=self.generator)
         return torch.stack(actions, dim=1)
 
     def _sample_candidates(self, mean: torch.Tensor, var: torch.Tensor,
@@ -206,7 +208,9 @@ class ArcPlanner:
         """Roll every candidate through members x particles for H steps and accumulate returns."""
         cfg = self.cfg
         members = self._members()
-        num_members, num_cand, num_part = members.numel(), candidates.shape[0], cfg.num_particles
+        deterministic = cfg.rollout == 'mean'
+        num_part = 1 if deterministic else cfg.num_particles
+        num_members, num_cand = members.numel(), candidates.shape[0]
         rows = num_cand * num_part
         # (C, H, A) -> (H, C*P, A): particles of a candidate are adjacent rows
         actions = candidates.repeat_interleave(num_part, dim=0).transpose(0, 1)
@@ -216,7 +220,7 @@ class ArcPlanner:
         alive = torch.ones_like(returns) if self.task.termination is not None else None
         for t in range(cfg.horizon):
             action = actions[t].expand(num_members, rows, self.act_dim)
-            next_state, reward = self.model.predict(state, action, members,
+            next_state, reward = self.model.predict(state, action, members, deterministic,
                                                     generator=self.generator)
             if reward is None:
                 reward = self.task.reward(state, action, next_state)  # type: ignore[misc]

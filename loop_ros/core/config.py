@@ -161,6 +161,9 @@ class ArcConfig(_Validated):
     scoring: str = param('paper', "'paper': sum_t<H gamma^t r_t + gamma^H Q(s_H, pi(s_H)); "
                          "'reference': sum_t<H-1 r_t + Q1(s_H-1, a_H-1)", ('paper', 'reference'))
     gamma: float = param(0.99, 'discount of the paper scoring', (0.0, 1.0))
+    rollout: str = param('sample', "model steps in planning: 'sample' (mean + std * eps, the "
+                         "reference) or 'mean' (the predicted mean: particles would coincide, so "
+                         "one is rolled out per member)", ('sample', 'mean'))
     explore: str = param('sample', "training action: 'sample' (a candidate drawn by its weight, "
                          "the reference) or 'mean' (the weighted mean, as in evaluation)",
                          ('sample', 'mean'))

@@ -351,9 +351,10 @@ class ProbabilisticEnsemble(nn.Module):
 
     @torch.no_grad()
     def predict_random_elite(self, obs: torch.Tensor, act: torch.Tensor,
+                             deterministic: bool = False,
                              generator: torch.Generator | None = None
                              ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One stochastic step where each row uses a uniformly random elite (TS-1).
+        """One step where each row uses a uniformly random elite (TS-1), sampled or the mean.
 
         Used for the actor-prior rollouts; all elites run on every row, then row b keeps the
         sample of elite k_b ~ U{elites}.
@@ -368,7 +369,8 @@ class ProbabilisticEnsemble(nn.Module):
         mean, log_var = self._mlp(x.unsqueeze(0).expand(num_elites, -1, -1), weights, biases)
         choice = self._rand('randint', (batch,), generator, high=num_elites)
         rows = torch.arange(batch, device=self.device)
-        y = self._sample(mean[choice, rows], log_var[choice, rows], generator)
+        mean = mean[choice, rows]
+        y = mean if deterministic else self._sample(mean, log_var[choice, rows], generator)
         return self._split(obs, y)
 
     # ------------------------------------------------------------------ training

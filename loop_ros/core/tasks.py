@@ -117,7 +117,7 @@ def _humanoid(next_obs: torch.Tensor) -> torch.Tensor:
     return ~((z > 1.0) & (z < 2.0) & _finite(next_obs))
 
 
-INVERTED_PENDULUM_PRESETS = {'arc.horizon': 10}
+INVERTED_PENDULUM_PRESETS = {'arc.horizon': 10, 'arc.rollout': 'mean'}
 """The pole's +1-per-step reward makes every 3-step candidate score the same but for the critic's
 value, which is too weak to rank candidates in the first thousands of steps (κ=1 weights come out
 nearly uniform); a 10-step lookahead sees the pole fall and the cart reach its rail inside the

@@ -17,12 +17,15 @@ class PointModel:
     """Known dynamics s' = s + a (1-D), reward -(s' - goal)^2; member m adds ``bias[m] * a``."""
 
     def __init__(self, device: torch.device, num_members: int = 1,
-                 member_bias: list[float] | None = None, learn_reward: bool = True) -> None:
+                 member_bias: list[float] | None = None, learn_reward: bool = True,
+                 noise: float = 0.0) -> None:
         self.device = device
+        self.noise = noise  # std of a Gaussian added to s' unless deterministic
         self.num_members = num_members
         self.bias = torch.tensor(member_bias or [0.0] * num_members, device=device)
         self.learn_reward = learn_reward
         self.calls: list[torch.Size] = []
+        self.deterministic_calls: list[bool] = []
 
     @property
     def elites(self) -> torch.Tensor:
@@ -33,10 +36,14 @@ class PointModel:
         self.calls.append(obs.shape)
         bias = self.bias[members].view(-1, 1, 1)
         next_obs = obs + act + bias * act
+        if not deterministic and self.noise > 0.0:
+            next_obs = next_obs + self.noise * torch.randn(
+                next_obs.shape, generator=generator, device=generator.device).to(self.device)
+        self.deterministic_calls.append(deterministic)
         reward = -(next_obs[..., 0] - GOAL) ** 2 if self.learn_reward else None
         return next_obs, reward
 
-    def predict_random_elite(self, obs, act, generator=None):
+    def predict_random_elite(self, obs, act, deterministic=False, generator=None):
         next_obs = obs + act
         return next_obs, -(next_obs[..., 0] - GOAL) ** 2
 
@@ -207,3 +214,19 @@ def test_explore_mean_trains_with_the_evaluation_action(device):
     train_action, _ = a.plan(torch.zeros(1), explore=True)
     eval_action, _ = b.plan(torch.zeros(1), explore=False)
     assert torch.equal(train_action, eval_action)
+
+
+def test_mean_rollouts_ignore_model_noise_and_roll_one_particle(device):
+    # s' = s + a + N(0, 0.3^2): sampled scores are noisy, the model's mean is the point problem
+    noisy = PointModel(device, noise=0.3)
+    arc = planner(device, noisy, rollout='mean', num_particles=4, num_samples=50)
+    action, info = arc.plan(torch.zeros(1))
+    assert action.item() == pytest.approx(GOAL, abs=0.05)
+    assert info.elite_return > -0.01
+    assert all(noisy.deterministic_calls)
+    assert all(shape[1] == 50 for shape in noisy.calls)  # particles would coincide: one each
+    sampled_model = PointModel(device, noise=0.3)
+    sampled = planner(device, sampled_model, num_particles=4, num_samples=50)
+    sampled.plan(torch.zeros(1))
+    assert not any(sampled_model.deterministic_calls)
+    assert all(shape[1] == 50 * 4 for shape in sampled_model.calls)

@@ -141,6 +141,13 @@ def test_constant_members_predict_exactly(device: torch.device) -> None:
     torch.testing.assert_close(next_obs, obs[0] + y[:, 1:], rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(reward, y[:, 0], rtol=1e-6, atol=1e-6)
 
+    # deterministic TS-1: the same elite draws, the chosen elite's mean and no noise
+    gen = torch.Generator(device=device).manual_seed(7)
+    next_obs, reward = model.predict_random_elite(obs[0], act[0], deterministic=True,
+                                                  generator=gen)
+    torch.testing.assert_close(next_obs, obs[0] + mean[choice][:, 1:], rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(reward, mean[choice][:, 0], rtol=1e-6, atol=1e-6)
+
 
 def test_random_elite_uses_only_and_all_elites(device: torch.device) -> None:
     model = _model(device)
