@@ -117,6 +117,8 @@ def main() -> None:
             ArcConfig(scoring='reference'), ens_cfg, sac_cfg, device),
         'ARC (paper scoring, all 7 members)': make_arc(
             ArcConfig(elites_only=False), ens_cfg, sac_cfg, device),
+        'ARC (mean rollouts: one particle per member)': make_arc(
+            ArcConfig(rollout='mean'), ens_cfg, sac_cfg, device),
     }
     results: dict[str, list[float]] = {'floor': []}
     results.update({name: [] for name in variants})
