@@ -357,7 +357,7 @@ class ProbabilisticEnsemble(nn.Module):
         """One step where each row uses a uniformly random elite (TS-1), sampled or the mean.
 
         Used for the actor-prior rollouts; all elites run on every row, then row b keeps the
-        sample of elite k_b ~ U{elites}.
+        sample (or, if deterministic, the mean) of elite k_b ~ U{elites}.
 
         Shapes:
             obs: (B, O); act: (B, A); next_obs: (B, O); reward: (B,).
