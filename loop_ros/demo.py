@@ -167,6 +167,7 @@ def run_demo(out: str = 'runs/demo', steps: int | None = None, minutes: float | 
 
     from loop_ros.graph import node_specs
     from loop_ros.launcher import find_share_dir, Launcher
+    from loop_ros.ros.runner import StopRequest
 
     out_dir = Path(out).resolve()
     ckpt_dir = out_dir / 'checkpoints'
@@ -188,35 +189,38 @@ def run_demo(out: str = 'runs/demo', steps: int | None = None, minutes: float | 
                bar_format='{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}')
     interactive = sys.stderr.isatty()
     shown = -1
-    try:
-        while runner.is_alive():
-            executor.spin_once(timeout_sec=0.2)
-            elapsed = time.monotonic() - monitor.start
-            second = int(elapsed)
-            done_steps = steps is not None and sum(e['length'] for e in monitor.episodes) >= steps
-            finished = elapsed >= budget_s or done_steps
-            if finished or (second != shown and (interactive or second % 30 == 0)):
-                shown = second
-                bar.n = min(second, bar.total)
-                recent = [e['return'] for e in monitor.episodes[-5:]]
-                mean_recent = np.mean(recent) if recent else float('nan')
-                bar.set_postfix_str(
-                    f'ep {len(monitor.episodes)} | return {mean_recent:.1f} | plan p50 '
-                    f'{percentile(monitor.compute_ms[-100:], 50):.0f} ms | policy '
-                    f'v{monitor.policy_version} ({monitor.env_steps} steps)', refresh=False)
-                bar.refresh()
-            if finished:
-                break
-    except KeyboardInterrupt:
-        pass
-    finally:
-        bar.close()
-        launcher.request_shutdown()
-        runner.join(timeout=30.0)
-        executor.shutdown()
-        monitor.node.destroy_node()
-        rclpy.shutdown()
-        log.close()
+    # Ctrl-C is a stop request, not a KeyboardInterrupt inside rclpy's message take
+    with StopRequest() as stop:
+        try:
+            while runner.is_alive() and not stop.requested:
+                executor.spin_once(timeout_sec=0.2)
+                elapsed = time.monotonic() - monitor.start
+                second = int(elapsed)
+                done_steps = (steps is not None
+                              and sum(e['length'] for e in monitor.episodes) >= steps)
+                finished = elapsed >= budget_s or done_steps
+                if finished or (second != shown and (interactive or second % 30 == 0)):
+                    shown = second
+                    bar.n = min(second, bar.total)
+                    recent = [e['return'] for e in monitor.episodes[-5:]]
+                    mean_recent = np.mean(recent) if recent else float('nan')
+                    bar.set_postfix_str(
+                        f'ep {len(monitor.episodes)} | return {mean_recent:.1f} | plan p50 '
+                        f'{percentile(monitor.compute_ms[-100:], 50):.0f} ms | policy '
+                        f'v{monitor.policy_version} ({monitor.env_steps} steps)', refresh=False)
+                    bar.refresh()
+                if finished:
+                    break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            bar.close()
+            launcher.request_shutdown()
+            runner.join(timeout=30.0)
+            executor.shutdown()
+            monitor.node.destroy_node()
+            rclpy.shutdown()
+            log.close()
     wall = time.monotonic() - monitor.start
     print('graph stopped; evaluating the final checkpoint ...', flush=True)
     summary: dict[str, Any] = final_evaluation(ckpt_dir)

@@ -1,6 +1,9 @@
 """The ``main()`` of every loop_ros node: init, build, spin, clean shutdown, exit code."""
 from __future__ import annotations
 
+import signal
+import threading
+from types import FrameType
 from typing import Callable
 
 import rclpy
@@ -13,38 +16,94 @@ from rclpy.task import Future
 
 
 SPIN_TIMEOUT_S = 0.2
-"""Longest wait inside the executor: Ctrl-C is handled within this time."""
+"""Longest wait inside the executor: a stop request is seen within this time."""
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequest:
+    """SIGINT/SIGTERM ask the spin loop to stop instead of raising wherever Python happens to be.
+
+    A KeyboardInterrupt raised by Python's default SIGINT handler lands at any bytecode, and
+    that includes the Python code rclpy's C++ calls while it takes a message (the message
+    class's constructor). pybind11 then reports a ``RuntimeError: Unable to convert call
+    argument '0' to Python object`` and the node exits with code 1 on a plain Ctrl-C (seen in
+    CI about once in 20 stops of a node receiving at 2 kHz). So while this context is active
+    the first signal only sets :attr:`requested`, which the spin loop checks between
+    ``spin_once`` calls; a second signal raises KeyboardInterrupt, for a node that does not
+    stop. Outside the main thread (where signals cannot be handled) it does nothing.
+    """
+
+    _active: StopRequest | None = None
+    """The request whose handlers are installed (nested ``with`` blocks share it)."""
+
+    def __init__(self) -> None:
+        self.requested = False  # a plain flag: the handler must take no lock
+        self.signal: int | None = None
+        self._previous: dict[int, object] = {}
+        self._depth = 0
+
+    @classmethod
+    def current(cls) -> StopRequest:
+        """The active request, or a new one (to be entered with ``with``)."""
+        return cls._active if cls._active is not None else cls()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested, self.signal = True, signum
+
+    def __enter__(self) -> StopRequest:
+        self._depth += 1
+        if self._depth == 1 and threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            StopRequest._active = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+            self._previous.clear()
+            if StopRequest._active is self:
+                StopRequest._active = None
 
 
 def spin_until(node: Node, done: Future | None = None, threads: int = 2) -> None:
-    """Spin (multi-threaded when ``threads`` > 1) until ``done`` completes or Ctrl-C.
+    """Spin (multi-threaded when ``threads`` > 1) until ``done`` completes or a stop request.
 
-    Short ``spin_once`` waits return to Python regularly, so the KeyboardInterrupt of Ctrl-C is
-    raised here (see :func:`run_node`).
+    Short ``spin_once`` waits return to Python regularly, so a stop request (SIGINT/SIGTERM,
+    see :class:`StopRequest`; :func:`run_node`'s when it is active) is honoured within
+    :data:`SPIN_TIMEOUT_S` plus the callback that is running.
     """
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
         else SingleThreadedExecutor()
     executor.add_node(node)
-    try:
-        while done is None or not done.done():
-            executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
-    finally:
-        executor.shutdown()
+    with StopRequest.current() as request:
+        try:
+            while not request.requested and (done is None or not done.done()):
+                executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
+        finally:
+            executor.shutdown()
 
 
 def run_node(build: Callable[[], Node], name: str,
              errors: tuple[type[BaseException], ...] = (ValueError,),
              spin: Callable[[Node], None] = spin_until,
              args: list[str] | None = None) -> int:
-    """Build the node and spin it until Ctrl-C or shutdown.
+    """Build the node and spin it until SIGINT/SIGTERM or shutdown.
 
-    A setup error of a type in ``errors`` is logged as fatal and gives exit code 1; Ctrl-C and
-    an external shutdown give 0. The node's ``close()`` (if any) runs before it is destroyed.
+    A setup error of a type in ``errors`` is logged as fatal and gives exit code 1; a stop
+    signal and an external shutdown give 0. The node's ``close()`` (if any) runs before it is
+    destroyed.
 
-    rclpy's own SIGINT handler is off: it would shut the context down at once, under the feet of
-    a node's worker threads (the learner's training thread was seen to segfault publishing on a
-    context that had gone). Ctrl-C is a KeyboardInterrupt in the spinning thread instead, so
-    ``close()`` stops the workers first and the context goes down last.
+    rclpy's own signal handler is off: it would shut the context down at once, under the feet
+    of a node's worker threads (the learner's training thread was seen to segfault publishing
+    on a context that had gone). While spinning, a signal is a stop request the spin loop
+    honours (:class:`StopRequest`), so ``close()`` stops the workers first and the context goes
+    down last. During ``build()`` Ctrl-C is a KeyboardInterrupt as usual.
     """
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
@@ -53,13 +112,14 @@ def run_node(build: Callable[[], Node], name: str,
             except errors as exc:
                 rclpy.logging.get_logger(name).fatal(str(exc))
                 return 1
-            try:
-                spin(node)
-            finally:
-                close = getattr(node, 'close', None)
-                if callable(close):
-                    close()
-                node.destroy_node()
+            with StopRequest():
+                try:
+                    spin(node)
+                finally:
+                    close = getattr(node, 'close', None)
+                    if callable(close):
+                        close()
+                    node.destroy_node()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     return 0
