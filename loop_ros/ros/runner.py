@@ -27,8 +27,8 @@ class StopRequest:
     A KeyboardInterrupt raised by Python's default SIGINT handler lands at any bytecode, and
     that includes the Python code rclpy's C++ calls while it takes a message (the message
     class's constructor). pybind11 then reports a ``RuntimeError: Unable to convert call
-    argument '0' to Python object`` and the node exits with code 1 on a plain Ctrl-C (seen in
-    CI about once in 20 stops of a node receiving at 2 kHz). So while this context is active
+    argument '0' to Python object`` and the node exits with code 1 on a plain Ctrl-C (seen once
+    in CI; here 1 in 20 stops of a node receiving at 2 kHz). So while this context is active
     the first signal only sets :attr:`requested`, which the spin loop checks between
     ``spin_once`` calls; a second signal raises KeyboardInterrupt, for a node that does not
     stop. Outside the main thread (where signals cannot be handled) it does nothing.
