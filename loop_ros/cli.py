@@ -17,7 +17,9 @@ from typing import Any, Sequence
 
 from loop_ros.core.config import (ConfigError, LoopConfig, groups, iter_fields, merge_dict,
                                   replace, with_presets)
+from loop_ros.core.checkpoint import CheckpointError
 from loop_ros.envs import EnvError
+from loop_ros.io import BagError
 
 SHORTCUTS = {
     'env': None, 'algo': 'train.algo', 'steps': 'train.total_steps', 'seed': 'train.seed',
@@ -35,9 +37,13 @@ def _field_type(f: dataclasses.Field) -> Any:
     return type(default)
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--<group>.<field>`` option per config field, documented from its metadata."""
-    for group_name, group_type in groups(LoopConfig).items():
+def add_config_options(parser: argparse.ArgumentParser,
+                       config_groups: dict[str, type] | None = None) -> None:
+    """One ``--<group>.<field>`` option per config field, documented from its metadata.
+
+    ``config_groups`` (prefix -> dataclass) defaults to the groups of ``LoopConfig``.
+    """
+    for group_name, group_type in (config_groups or groups(LoopConfig)).items():
         section = parser.add_argument_group(f'{group_name} ({group_type.__name__})',
                                             group_type.__doc__.splitlines()[0])
         for f in iter_fields(group_type):
@@ -53,12 +59,22 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                                  help=f"{f.metadata['description']} (default: {default};{extra})")
 
 
-def config_from_args(args: argparse.Namespace) -> LoopConfig:
-    """Defaults, the env's task presets, the config file (if any), then the options."""
-    cfg = LoopConfig()
+def group_from_args(args: argparse.Namespace, prefix: str, cfg: Any) -> Any:
+    """``cfg`` (a dataclass such as ``OfflineConfig``) with the ``--<prefix>.*`` options."""
+    changes = {k.split('.', 1)[1]: v for k, v in vars(args).items()
+               if k.startswith(prefix + '.')}
+    return replace(cfg, **changes)
+
+
+def config_from_args(args: argparse.Namespace, presets: dict[str, Any] | None = None
+                     ) -> LoopConfig:
+    """Defaults, ``presets`` (e.g. offline LOOP's), the env's task presets, the config file
+    (if any), then the options."""
+    layered = dict(presets or {})
     if getattr(args, 'env', None):
         from loop_ros.train import task_of
-        cfg = with_presets(task_of(args.env, warn=False).hyperparameters)
+        layered.update(task_of(args.env, warn=False).hyperparameters)
+    cfg = with_presets(layered)
     if getattr(args, 'config', None):
         import yaml
         path = Path(args.config)
@@ -69,7 +85,8 @@ def config_from_args(args: argparse.Namespace) -> LoopConfig:
         if not isinstance(data, dict):
             raise ConfigError(f'{path}: expected a mapping of groups (sac, ensemble, arc, train)')
         cfg = merge_dict(cfg, data, where=str(path))
-    changes = {k: v for k, v in vars(args).items() if '.' in k}
+    loop_groups = groups(LoopConfig)
+    changes = {k: v for k, v in vars(args).items() if k.split('.')[0] in loop_groups}
     for short, dotted in SHORTCUTS.items():
         if dotted and getattr(args, short, None) is not None:
             changes[dotted] = getattr(args, short)
@@ -108,6 +125,60 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser('params', help='print the parameter reference (docs/parameters.md)')
 
+    from loop_ros.core.config import DatasetConfig, OfflineConfig
+    dataset = sub.add_parser(
+        'dataset', help='make a D4RL-style dataset bag by training SAC (medium, medium-replay)',
+        description='Train SAC on ENV until its actor reaches the target return (a third of '
+        "the expert's by default), then write Transition bags: 'medium' (rollouts of that "
+        "policy) and/or 'medium-replay' (everything SAC collected until then). With one "
+        '--kind, --out is the bag; with several, --out is a directory holding one bag per kind.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    dataset.add_argument('--env', required=True, help='gymnasium id, e.g. Hopper-v5')
+    dataset.add_argument('--kind', nargs='+', choices=['medium', 'medium-replay'],
+                         default=['medium'], help='dataset kind(s)')
+    dataset.add_argument('--out', required=True, help='output bag (a directory)')
+    dataset.add_argument('--seed', type=int, default=0, help='seed of SAC, env and rollouts')
+    dataset.add_argument('--storage', choices=['mcap', 'sqlite3'], default='mcap')
+    dataset.add_argument('--overwrite', action='store_true', help='replace an existing bag')
+    dataset.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
+    add_config_options(dataset, {'dataset': DatasetConfig, 'sac': groups(LoopConfig)['sac'],
+                                 'train': groups(LoopConfig)['train']})
+
+    offline = sub.add_parser(
+        'train-offline', help='train the ensemble and an offline policy (CRR) from bags',
+        description='Offline LOOP, step 1: fit the probabilistic ensemble and the offline base '
+        'policy and critic on the Transition bag(s). Writes final.pt (loadable by the planner '
+        'node, eval-offline and train --init) and metrics.json (the ensemble\'s held-out '
+        "one-step error next to the error of predicting 'no change').",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    offline.add_argument('--bag', nargs='+', required=True, help='Transition bag(s)')
+    offline.add_argument('--algo', dest='base_algo', choices=['crr'], default='crr',
+                         help='offline base algorithm')
+    offline.add_argument('--env', default=None, help="task/env id (default: the dataset bag's "
+                         'metadata)')
+    offline.add_argument('--out', default=None, help='output directory (default: runs/offline-'
+                         '<bag name>-<seed>)')
+    offline.add_argument('--seed', type=int, default=None, help='seed (default: 0)')
+    offline.add_argument('--config', help='YAML file with groups sac/ensemble/arc/train')
+    offline.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
+    offline.add_argument('--no-progress', action='store_true', help='log lines instead of a bar')
+    add_config_options(offline, {'offline': OfflineConfig, **groups(LoopConfig)})
+
+    ev = sub.add_parser(
+        'eval-offline', help="base policy vs LOOP on it, as the paper's Table 1",
+        description='Run the offline base policy and offline LOOP (pessimistic ARC around it) '
+        'on the same evaluation resets, which no dataset or training used; print and write the '
+        'table (eval.json, table.md). Several checkpoints (training seeds) are averaged per '
+        'dataset.', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ev.add_argument('--checkpoint', nargs='+', required=True, help='final.pt of train-offline')
+    ev.add_argument('--episodes', type=int, default=10, help='evaluation episodes per checkpoint')
+    ev.add_argument('--env', default=None, help="env id (default: the checkpoint's)")
+    ev.add_argument('--out', default=None, help='output directory (default: next to the first '
+                    'checkpoint)')
+    ev.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
+    ev.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
+    add_config_options(ev, {'arc': groups(LoopConfig)['arc']})
+
     launch = sub.add_parser('launch', help="start a graph with the own launcher: 'loop-ros "
                             "launch rccar robots:=2' (see docs/ros.md)", add_help=False)
     launch.add_argument('rest', nargs=argparse.REMAINDER)
@@ -131,6 +202,68 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f'done: {result.env_steps} steps in {result.wall_s:.0f} s; eval return: planner '
           f'{ev.planner_return:.1f}, actor {ev.actor_return:.1f}; plan median '
           f'{result.plan_ms_median:.1f} ms; outputs in {result.out_dir}')
+    return 0
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from loop_ros.core.config import DatasetConfig
+    from loop_ros.offline.dataset import make_dataset, write_dataset
+    from loop_ros.train import torch_threads
+    torch_threads(args.threads)
+    cfg = replace(LoopConfig(), **{k: v for k, v in vars(args).items()
+                                   if k.split('.')[0] in ('sac', 'train')})
+    dcfg = group_from_args(args, 'dataset', DatasetConfig())
+    out = Path(args.out)
+    targets = {kind: out if len(args.kind) == 1 else out / kind for kind in args.kind}
+    for path in targets.values():
+        if path.exists() and not args.overwrite:
+            raise ConfigError(f'{path} exists (use --overwrite to replace it)')
+    datasets = make_dataset(args.env, tuple(args.kind), cfg, dcfg, args.seed)
+    for kind, data in datasets.items():
+        path = write_dataset(data, targets[kind], storage=args.storage, overwrite=args.overwrite)
+        meta = data.metadata
+        print(f"wrote {path}: {kind}, {len(data)} transitions, {meta['loop_ros.dataset.episodes']}"
+              f" episodes, mean return {meta['loop_ros.dataset.return_mean']}")
+    return 0
+
+
+def cmd_train_offline(args: argparse.Namespace) -> int:
+    from loop_ros.core.agent import OFFLINE_PRESETS
+    from loop_ros.core.config import OfflineConfig
+    from loop_ros.offline.training import train_offline
+    from loop_ros.train import torch_threads
+    torch_threads(args.threads)
+    env = args.env
+    if env is None:
+        from loop_ros.offline.training import env_id_of_bags
+        env = env_id_of_bags(args.bag)
+    args.env = env
+    args.algo = None
+    seed = args.seed
+    args.seed = None
+    cfg = config_from_args(args, presets=OFFLINE_PRESETS)
+    ocfg = group_from_args(args, 'offline', OfflineConfig())
+    if seed is not None:
+        ocfg = replace(ocfg, seed=seed)
+    out = args.out or f'runs/offline-{Path(args.bag[0]).name}-{ocfg.seed}'
+    result = train_offline(args.bag, cfg, ocfg, out, env_id=env, progress=not args.no_progress)
+    ens = result.metrics['ensemble']
+    print(f"done: {result.checkpoint}; ensemble held-out one-step MSE {ens['heldout_obs_mse']:.4g}"
+          f" ('no change': {ens['no_change_obs_mse']:.4g})")
+    return 0
+
+
+def cmd_eval_offline(args: argparse.Namespace) -> int:
+    from loop_ros.offline.evaluation import evaluate_checkpoint, write_report
+    from loop_ros.train import torch_threads
+    torch_threads(args.threads)
+    overrides = {k: v for k, v in vars(args).items() if k.startswith('arc.')}
+    evals = [evaluate_checkpoint(ck, args.episodes, overrides, args.env, args.device)
+             for ck in args.checkpoint]
+    out = args.out or Path(args.checkpoint[0]).parent
+    directory, table = write_report(evals, out)
+    print(table)
+    print(f'wrote {directory / "eval.json"} and {directory / "table.md"}')
     return 0
 
 
@@ -184,10 +317,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_train(args)
         if args.command == 'demo':
             return cmd_demo(args)
+        if args.command == 'dataset':
+            return cmd_dataset(args)
+        if args.command == 'train-offline':
+            return cmd_train_offline(args)
+        if args.command == 'eval-offline':
+            return cmd_eval_offline(args)
         if args.command == 'params':
             print(parameters_markdown(), end='')
             return 0
-    except (ConfigError, EnvError) as exc:
+    except (ConfigError, EnvError, CheckpointError, BagError) as exc:
         parser.exit(2, f'loop-ros: error: {exc}\n')
     except KeyboardInterrupt:
         return 130

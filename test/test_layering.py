@@ -1,6 +1,6 @@
-"""Dependency rule (style.md 3.2): core, sim, io and graph.py import nothing from ROS.
+"""Dependency rule (style.md 3.2): core, sim, io, offline and graph.py import nothing from ROS.
 
-Every module under ``loop_ros/core``, ``loop_ros/sim`` and ``loop_ros/io``, and
+Every module under ``loop_ros/core``, ``loop_ros/sim``, ``loop_ros/io`` and ``loop_ros/offline``, and
 ``loop_ros/graph.py``, is parsed with ``ast``; any import (top level or inside a function,
 absolute or relative, or a constant ``importlib.import_module``/``__import__`` call) of rclpy, a
 message package, launch, ament_index_python, rosidl or the ROS-side parts of loop_ros fails the
@@ -16,7 +16,7 @@ import sys
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = ('loop_ros/core', 'loop_ros/sim', 'loop_ros/io')
+PACKAGE_DIRS = ('loop_ros/core', 'loop_ros/sim', 'loop_ros/io', 'loop_ros/offline')
 SINGLE_MODULES = ('loop_ros/graph.py',)
 FORBIDDEN_EXACT = ('launch', 'launch_ros', 'launch_testing', 'ament_index_python',
                    'loop_ros.msg', 'loop_ros.ros', 'loop_ros.nodes', 'loop_ros.launcher')

@@ -33,8 +33,20 @@ ALGORITHMS: dict[str, dict[str, Any]] = {
     'pets': {'arc.value': 'none', 'arc.num_actor_trajs': 0, 'arc.optimizer': 'cem'},
     'loop-cem': {'arc.optimizer': 'cem'},
     'loop-sarsa': {'sac.backup': 'sarsa'},
+    'loop-offline': {'arc.prior': 'policy'},
 }
 """What each ``--algo`` changes in the config: one planner, different settings."""
+
+OFFLINE_PRESETS: dict[str, Any] = {
+    'arc.horizon': 5, 'arc.num_samples': 100, 'arc.num_iterations': 1, 'arc.temperature': 0.3,
+    'arc.pessimism': 1.0, 'arc.policy_noise': 0.1,
+}
+"""Offline LOOP's planner defaults (paper sec. 4.3; the reference's ``ARC_offline``: H = 5,
+N = 100 policy rollouts, one iteration, kappa = 0.3, beta_pess = 1). The reference's sigma of
+0.01 leaves every candidate within 1% of the base policy's action, so LOOP would execute the
+base policy; sigma = 0.1 (docs/offline.md says how it was chosen). They sit under task presets,
+config files and options (``loop-ros train-offline``, ``eval-offline``), unlike ``ALGORITHMS``,
+which is forced."""
 
 
 def apply_algorithm(cfg: LoopConfig) -> LoopConfig:

@@ -16,7 +16,10 @@ Scores (``ArcConfig.scoring``):
 * ``'reference'`` (the authors' code): R = sum_{t<H-1} r_t + Q(s_{H-1}, a_{H-1}) (undiscounted).
 
 Rewards after a predicted termination and the value of a terminal state are masked. Offline
-LOOP's pessimism (eq. 9) is mean - beta * std over ensemble members; safe LOOP (eq. 10) keeps
+LOOP (sec. 4.3) starts from ``prior='policy'``: N noisy rollouts of the offline actor instead of
+Gaussians around the previous plan (one iteration by default); its pessimism (eq. 9) is
+mean - beta * std over ensemble members (not over particles of one member, the reference's bug
+10 in docs/algorithm.md); safe LOOP (eq. 10) keeps
 candidates whose worst case over members and particles of the horizon cost is <= d0 and, when
 fewer than ``min_feasible`` are, refits towards low cost. Baselines by config: ``optimizer='cem'``
 (LOOP without ARC), ``value='none'`` (PETS-restricted). Every tensor stays on ``device``.
@@ -102,6 +105,8 @@ class ArcPlanner:
                  seed: int = 0) -> None:
         if cfg.value == 'q' and (actor is None or critic is None):
             raise ValueError("ArcConfig.value='q' needs both an actor and a critic")
+        if cfg.prior == 'policy' and actor is None:
+            raise ValueError("ArcConfig.prior='policy' needs an actor")
         if cfg.cost_limit >= 0.0 and task.cost is None:
             raise ValueError('safe planning (cost_limit >= 0) needs a task with a cost function')
         self.cfg = cfg
@@ -137,9 +142,14 @@ class ArcPlanner:
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(self.obs_dim)
         mean = self._shifted_plan()
         var = torch.full_like(mean, cfg.init_std ** 2)
-        actor_plans = self._actor_rollouts(obs)
-        for _ in range(cfg.num_iterations):
-            candidates = self._sample_candidates(mean, var, actor_plans)
+        gaussian_iterations = cfg.num_iterations - (1 if cfg.prior == 'policy' else 0)
+        actor_plans = (self._actor_rollouts(obs, self.num_actor_trajs) if gaussian_iterations
+                       else None)
+        for iteration in range(cfg.num_iterations):
+            if iteration == 0 and cfg.prior == 'policy':
+                candidates = self._policy_prior(obs)
+            else:
+                candidates = self._sample_candidates(mean, var, actor_plans)
             rollout = self._imagine(obs, candidates)
             scores, worst_costs = self._score(rollout)
             weights = self._weights(scores, worst_costs)
@@ -173,11 +183,14 @@ class ArcPlanner:
         """Warm start: previous plan shifted left by one step, its last action repeated."""
         return torch.cat([self._prev_plan[1:], self._prev_plan[-1:]], dim=0)
 
-    def _actor_rollouts(self, obs: torch.Tensor) -> torch.Tensor | None:
-        """K action sequences of the deterministic actor rolled through random elites, (K, H, A)."""
-        if self.num_actor_trajs == 0:
+    def _actor_rollouts(self, obs: torch.Tensor, count: int) -> torch.Tensor | None:
+        """``count`` sequences of the deterministic actor rolled through random elites, (K, H, A).
+
+        Each row steps a randomly drawn elite (TS-1), so the rows differ where the members do.
+        """
+        if count == 0:
             return None
-        state = obs.expand(self.num_actor_trajs, self.obs_dim)
+        state = obs.expand(count, self.obs_dim)
         actions = []
         for _ in range(self.cfg.horizon):
             action = self.actor(state)  # type: ignore[misc]
@@ -185,6 +198,16 @@ class ArcPlanner:
             state, _ = self.model.predict_random_elite(state, action, self.cfg.rollout == 'mean',
                                                        generator=self.generator)
         return torch.stack(actions, dim=1)
+
+    def _policy_prior(self, obs: torch.Tensor) -> torch.Tensor:
+        """Offline LOOP's first candidates (beta = 1 prior), (N, H, A).
+
+        N actor rollouts through random elites, then a_t <- clip(a_t + sigma * eps), eps ~ N(0, 1)
+        iid per action, as the reference's ``ARC_offline`` does.
+        """
+        plans = self._actor_rollouts(obs, self.cfg.num_samples)
+        noise = torch.randn(plans.shape, device=self.device, generator=self.generator)
+        return (plans + self.cfg.policy_noise * noise).clamp_(ACTION_LOW, ACTION_HIGH)
 
     def _sample_candidates(self, mean: torch.Tensor, var: torch.Tensor,
                            actor_plans: torch.Tensor | None) -> torch.Tensor:

@@ -167,6 +167,13 @@ class ArcConfig(_Validated):
     explore: str = param('sample', "training action: 'sample' (a candidate drawn by its weight, "
                          "the reference) or 'mean' (the weighted mean, as in evaluation)",
                          ('sample', 'mean'))
+    prior: str = param('mixture', "first candidates of a plan: 'mixture' (N Gaussian sequences "
+                       'around the shifted previous plan + the actor rollouts, online LOOP) or '
+                       "'policy' (N rollouts of the actor through random elites, each action plus "
+                       'N(0, policy_noise^2): offline LOOP, the beta = 1 prior)',
+                       ('mixture', 'policy'))
+    policy_noise: float = param(0.1, "sigma of the Gaussian noise on the actor's actions of the "
+                                "'policy' prior", (0.0, 10.0))
     elites_only: bool = param(True, 'roll out and score only the elite members', static=True)
     pessimism: float = param(0.0, 'beta: score = mean - beta * std over members (offline LOOP)',
                              (0.0, 100.0))
@@ -180,8 +187,11 @@ class ArcConfig(_Validated):
 class TrainConfig(_Validated):
     """The online training loop (reference ``train_loop_sac.py``, spec sec. 7)."""
 
-    algo: str = param('loop', 'which agent: loop, sac, pets, loop-cem, loop-sarsa',
-                      ('loop', 'sac', 'pets', 'loop-cem', 'loop-sarsa'), static=True)
+    algo: str = param('loop', 'which agent: loop, sac, pets, loop-cem, loop-sarsa, or '
+                      'loop-offline (pessimistic ARC around an offline policy: loop-ros '
+                      'train-offline)',
+                      ('loop', 'sac', 'pets', 'loop-cem', 'loop-sarsa', 'loop-offline'),
+                      static=True)
     total_steps: int = param(5000, 'environment steps to train for', (1, 100_000_000))
     start_steps: int = param(-1, 'uniform-random steps first (-1: the task default)',
                              (-1, 100_000_000))
@@ -209,6 +219,56 @@ class LoopConfig(_Validated):
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     arc: ArcConfig = field(default_factory=ArcConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass(frozen=True)
+class OfflineConfig(_Validated):
+    """Offline training from a Transition bag (``loop-ros train-offline``; paper sec. 4.3).
+
+    CRR (Wang et al. 2020): critic by TD with a' ~ pi(s'); actor by advantage-weighted
+    regression on dataset actions, weight f(A) with A(s, a) = Q(s, a) - mean_j Q(s, a_j),
+    a_j ~ pi(s): ``exp`` f = min(exp(A / beta), max_weight), ``binary`` f = 1[A > 0].
+    """
+
+    base: str = param('crr', 'offline algorithm that learns the policy and critic', ('crr',),
+                      static=True)
+    updates: int = param(100_000, 'gradient steps of the offline policy and critic',
+                         (1, 100_000_000))
+    batch_size: int = param(256, 'minibatch size', (1, 65536))
+    actor_lr: float = param(3e-4, 'Adam learning rate of the actor', (1e-7, 1.0))
+    critic_lr: float = param(3e-4, 'Adam learning rate of the critic', (1e-7, 1.0))
+    crr_beta: float = param(1.0, 'temperature beta of the exp advantage weight', (1e-6, 1e6))
+    crr_weight: str = param('exp', "advantage weight: 'exp' or 'binary'", ('exp', 'binary'))
+    crr_max_weight: float = param(20.0, 'clip of the exp advantage weight', (1.0, 1e6))
+    crr_samples: int = param(4, 'actions sampled from pi to estimate V(s) = mean Q(s, a_j)',
+                             (1, 1024))
+    holdout_ratio: float = param(0.1, 'fraction of transitions held out to report the '
+                                 "ensemble's one-step error", (0.01, 0.5))
+    model_epochs: int = param(100, 'epoch cap of the ensemble fit on the dataset (early '
+                              'stopping on its own holdout usually ends it sooner)',
+                              (1, 100_000))
+    seed: int = param(0, 'seed of torch, numpy and the data split', (0, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class DatasetConfig(_Validated):
+    """D4RL-style datasets made by the project (``loop-ros dataset``).
+
+    SAC trains on the env until its deterministic actor's mean evaluation return reaches
+    ``target_return``; ``medium``: ``size`` transitions of that policy's own (stochastic)
+    rollouts; ``medium-replay``: every transition SAC collected up to then.
+    """
+
+    target_return: float = param(0.0, "stop SAC when the actor's mean evaluation return reaches "
+                                 "this (0: the task's medium_return, a third of the expert's)",
+                                 (-1e9, 1e9))
+    max_steps: int = param(300_000, 'cap on SAC environment steps (the bag says whether the '
+                           'target was reached)', (1, 100_000_000))
+    eval_every: int = param(5000, 'evaluate the actor every this many SAC steps',
+                            (1, 100_000_000))
+    eval_episodes: int = param(5, 'deterministic actor episodes per evaluation', (1, 1000))
+    size: int = param(100_000, "transitions of a 'medium' dataset", (1, 100_000_000))
+    stochastic: bool = param(True, "'medium' rollouts sample the SAC policy (False: its mean)")
 
 
 def iter_fields(cfg_type: type) -> Iterator[dataclasses.Field]:

@@ -48,6 +48,19 @@ class Task:
     """Per-env values of config fields by dotted name (``{'arc.horizon': 10}``), the paper's
     per-env tuning: they replace the dataclass defaults and are themselves replaced by a config
     file, a ROS parameter override or a CLI option (``loop_ros.core.config.with_presets``)."""
+    reference_returns: tuple[float, float] | None = None
+    """(random, expert) episode returns that normalise scores as D4RL does:
+    ``100 * (R - random) / (expert - random)``; None when the env has no reference."""
+    medium_return: float | None = None
+    """Return at which ``loop-ros dataset`` stops training SAC and keeps its policy (the
+    "medium" level of a D4RL-style dataset: about a third of the expert return)."""
+
+    def normalized_score(self, episode_return: float) -> float:
+        """D4RL-style normalised score (NaN without reference returns)."""
+        if self.reference_returns is None:
+            return float('nan')
+        low, high = self.reference_returns
+        return 100.0 * (episode_return - low) / (high - low)
 
     def terminated(self, next_obs: torch.Tensor) -> torch.Tensor:
         """Bool (...) mask; all False when the task never terminates."""
@@ -126,15 +139,37 @@ rank candidates by luck: the plan rolls out the members' means (one particle, a 
 cost), which reaches 1000 for 3 seeds of 3 in 5000 steps on a CPU (docs/benchmarks.md)."""
 
 
+D4RL_REFERENCE_RETURNS = {
+    'Hopper': (-20.272305, 3234.3),
+    'HalfCheetah': (-280.178953, 12135.0),
+    'Walker2d': (1.629008, 4592.3),
+}
+"""D4RL's normalisation constants (random policy, expert SAC) of the MuJoCo locomotion tasks
+(``d4rl/infos.py``, REF_MIN_SCORE / REF_MAX_SCORE): scores here are comparable in scale to the
+paper's Table 1, although the v5 envs and our datasets differ from D4RL's v2 ones."""
+
+
+def _medium(name: str) -> float:
+    """A third of the expert return: the level a "medium" dataset policy is trained to."""
+    low, high = D4RL_REFERENCE_RETURNS[name]
+    return round(low + (high - low) / 3.0, 1)
+
+
 def _register_builtin() -> None:
     for version in ('v4', 'v5'):
         register_task(f'InvertedPendulum-{version}', Task(
             _inverted_pendulum, start_steps=200, hyperparameters=INVERTED_PENDULUM_PRESETS))
-        register_task(f'Hopper-{version}', Task(_hopper, start_steps=1000))
-        register_task(f'Walker2d-{version}', Task(_walker2d, start_steps=1000))
+        register_task(f'Hopper-{version}', Task(
+            _hopper, start_steps=1000, reference_returns=D4RL_REFERENCE_RETURNS['Hopper'],
+            medium_return=_medium('Hopper')))
+        register_task(f'Walker2d-{version}', Task(
+            _walker2d, start_steps=1000, reference_returns=D4RL_REFERENCE_RETURNS['Walker2d'],
+            medium_return=_medium('Walker2d')))
         register_task(f'Ant-{version}', Task(_ant, start_steps=1000))
         register_task(f'Humanoid-{version}', Task(_humanoid, start_steps=1000))
-        register_task(f'HalfCheetah-{version}', Task(None, start_steps=1000))
+        register_task(f'HalfCheetah-{version}', Task(
+            None, start_steps=1000, reference_returns=D4RL_REFERENCE_RETURNS['HalfCheetah'],
+            medium_return=_medium('HalfCheetah')))
         register_task(f'Swimmer-{version}', Task(None, start_steps=1000))
     register_task('Pendulum-v1', Task(None, start_steps=200))
 

@@ -230,3 +230,35 @@ def test_mean_rollouts_ignore_model_noise_and_roll_one_particle(device):
     sampled.plan(torch.zeros(1))
     assert not any(sampled_model.deterministic_calls)
     assert all(shape[1] == 50 * 4 for shape in sampled_model.calls)
+
+
+def test_policy_prior_stays_near_the_offline_actor(device):
+    # offline LOOP: candidates are the actor's actions plus N(0, sigma^2); one iteration cannot
+    # leave that neighbourhood even though the optimum (0.5) is far from the actor's 0
+    actor = lambda s: torch.zeros_like(s)  # noqa: E731
+    arc = planner(device, actor=actor, prior='policy', policy_noise=0.05, num_iterations=1)
+    action, _ = arc.plan(torch.zeros(1))
+    assert 0.02 < action.item() <= 0.25   # towards the goal, within 5 sigma of the actor
+
+
+def test_policy_prior_without_noise_executes_the_actor(device):
+    actor = lambda s: torch.full_like(s, -0.2)  # noqa: E731
+    arc = planner(device, actor=actor, prior='policy', policy_noise=0.0, num_iterations=1)
+    action, _ = arc.plan(torch.zeros(1))
+    assert action.item() == pytest.approx(-0.2, abs=1e-6)
+
+
+def test_policy_prior_needs_an_actor(device):
+    with pytest.raises(ValueError, match="prior='policy' needs an actor"):
+        planner(device, prior='policy')
+
+
+def test_policy_prior_later_iterations_refine_around_the_weighted_mean(device):
+    # iterations after the first sample Gaussians around the refit, so they can walk further
+    actor = lambda s: torch.zeros_like(s)  # noqa: E731
+    one = planner(device, actor=actor, prior='policy', policy_noise=0.1, num_iterations=1)
+    many = planner(device, actor=actor, prior='policy', policy_noise=0.1, num_iterations=6,
+                   init_std=0.5)
+    a_one, _ = one.plan(torch.zeros(1))
+    a_many, _ = many.plan(torch.zeros(1))
+    assert abs(a_many.item() - GOAL) < abs(a_one.item() - GOAL)
