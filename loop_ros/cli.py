@@ -176,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--out', default=None, help='output directory (default: next to the first '
                     'checkpoint)')
     ev.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
+    ev.add_argument('--eval-seed-base', type=int, default=None,
+                    help='first evaluation reset seed (default: loop_ros.offline.evaluation.'
+                    'EVAL_SEED_BASE); tune on another base than the one you report')
     ev.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
     add_config_options(ev, {'arc': groups(LoopConfig)['arc']})
 
@@ -258,8 +261,10 @@ def cmd_eval_offline(args: argparse.Namespace) -> int:
     from loop_ros.train import torch_threads
     torch_threads(args.threads)
     overrides = {k: v for k, v in vars(args).items() if k.startswith('arc.')}
-    evals = [evaluate_checkpoint(ck, args.episodes, overrides, args.env, args.device)
-             for ck in args.checkpoint]
+    from loop_ros.offline.evaluation import EVAL_SEED_BASE
+    base = EVAL_SEED_BASE if args.eval_seed_base is None else args.eval_seed_base
+    evals = [evaluate_checkpoint(ck, args.episodes, overrides, args.env, args.device,
+                                 eval_seed_base=base) for ck in args.checkpoint]
     out = args.out or Path(args.checkpoint[0]).parent
     directory, table = write_report(evals, out)
     print(table)

@@ -25,7 +25,7 @@ import numpy as np
 
 from loop_ros.core.agent import LoopPolicy, resolve_device, seed_everything
 from loop_ros.core.checkpoint import load_checkpoint
-from loop_ros.core.config import LoopConfig, from_dict, replace
+from loop_ros.core.config import LoopConfig, from_dict, replace, to_dict
 from loop_ros.envs import make_env
 
 EVAL_SEED_BASE = 1_500_000_000
@@ -55,6 +55,7 @@ class CheckpointEval:
     base: ControllerResult
     loop: ControllerResult
     config: dict[str, Any]
+    reset_seeds: list[int]
 
 
 def load_offline_policy(checkpoint: str | Path, overrides: dict[str, Any] | None = None,
@@ -103,12 +104,17 @@ def run_controller(env: Any, act: Callable[[np.ndarray], np.ndarray], seeds: Seq
 def evaluate_checkpoint(checkpoint: str | Path, episodes: int = 10,
                         overrides: dict[str, Any] | None = None, env_id: str | None = None,
                         device: str = 'auto', seed: int = 0,
+                        eval_seed_base: int = EVAL_SEED_BASE,
                         log: Callable[[str], None] = print) -> CheckpointEval:
-    """Base policy and LOOP on ``episodes`` shared evaluation resets."""
+    """Base policy and LOOP on ``episodes`` shared evaluation resets.
+
+    Reset seeds are ``eval_seed_base + i``; tune settings on another base than the one results
+    are reported on.
+    """
     seed_everything(seed)
     policy, env_id, payload = load_offline_policy(checkpoint, overrides, env_id, device, seed)
     env = make_env(env_id)
-    seeds = [EVAL_SEED_BASE + i for i in range(episodes)]
+    seeds = [eval_seed_base + i for i in range(episodes)]
     try:
         base = run_controller(env, lambda o: policy.act(o, explore=False, use_planner=False)[0],
                               seeds)
@@ -120,7 +126,7 @@ def evaluate_checkpoint(checkpoint: str | Path, episodes: int = 10,
     log(f'{checkpoint}: base {base.mean:.1f}, LOOP {loop.mean:.1f} over {episodes} episodes '
         f'(plan {np.median(loop.step_ms):.1f} ms/step)')
     return CheckpointEval(str(checkpoint), env_id, dataset, base, loop,
-                          {k: v for k, v in vars(policy.cfg.arc).items()})
+                          to_dict(policy.cfg.arc), seeds)
 
 
 def dataset_name(bags: Sequence[str]) -> str:
@@ -191,11 +197,12 @@ def write_report(evals: Sequence[CheckpointEval], out: str | Path) -> tuple[Path
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(evals)
     table = markdown_table(rows)
-    record = {'eval_seed_base': EVAL_SEED_BASE, 'rows': rows, 'checkpoints': [
+    record = {'rows': rows, 'checkpoints': [
         {'checkpoint': ev.checkpoint, 'env_id': ev.env_id, 'dataset': ev.dataset,
          'base_returns': ev.base.returns, 'loop_returns': ev.loop.returns,
          'base_lengths': ev.base.lengths, 'loop_lengths': ev.loop.lengths,
-         'plan_ms_median': float(np.median(ev.loop.step_ms)), 'arc': ev.config}
+         'plan_ms_median': float(np.median(ev.loop.step_ms)), 'arc': ev.config,
+         'reset_seeds': ev.reset_seeds}
         for ev in evals]}
     (out / 'eval.json').write_text(json.dumps(record, indent=2))
     (out / 'table.md').write_text(table + '\n')
