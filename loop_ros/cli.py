@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--config', help='YAML file with groups sac/ensemble/arc/train')
     train.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
     train.add_argument('--no-progress', action='store_true', help='log lines instead of a bar')
+    train.add_argument('--replay-bags', nargs='+', metavar='BAG', default=None,
+                       help='Transition bags that fill the replay buffer before the first step: '
+                       'they count toward start_steps and the model is retrained on them first '
+                       '(docs/bags.md)')
     add_config_options(train)
 
     demo = sub.add_parser('demo', help='the main job on its embedded default (see README)')
@@ -200,7 +204,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if used:
         print(f"{args.env} presets in effect: {', '.join(used)} (an option or --config "
               'overrides them)')
-    result = train(args.env, cfg, out, progress=not args.no_progress)
+    result = train(args.env, cfg, out, progress=not args.no_progress,
+                   replay_bags=args.replay_bags or ())
     ev = result.final_eval
     print(f'done: {result.env_steps} steps in {result.wall_s:.0f} s; eval return: planner '
           f'{ev.planner_return:.1f}, actor {ev.actor_return:.1f}; plan median '

@@ -13,7 +13,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -104,8 +104,15 @@ class TrainResult:
 
 
 def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = True,
-          log: Callable[[str], None] = print) -> TrainResult:
-    """Train ``cfg.train.algo`` on ``env_id`` for ``cfg.train.total_steps`` steps."""
+          log: Callable[[str], None] = print,
+          replay_bags: Sequence[str | Path] = ()) -> TrainResult:
+    """Train ``cfg.train.algo`` on ``env_id`` for ``cfg.train.total_steps`` steps.
+
+    ``replay_bags``: Transition bags that fill the replay buffer first
+    (:mod:`loop_ros.io.replay`): they count toward ``start_steps``, and the model is retrained
+    (and the SAC updates they make due are done) before the first step. ``total_steps`` counts
+    live steps only. A bad bag raises :class:`loop_ros.io.bags.BagError`.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tcfg = cfg.train
@@ -119,8 +126,21 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
     learner = LoopLearner(cfg, obs_dim, act_dim, task, device)
     policy = LoopPolicy(cfg, obs_dim, act_dim, task, device, sac=learner.sac,
                         ensemble=learner.ensemble, seed=tcfg.seed)
+    replayed = 0
+    if replay_bags:
+        from loop_ros.io.replay import load_replay_bags, seed_learner
+        seed = load_replay_bags(list(replay_bags), obs_dim, act_dim, task)
+        seed_learner(learner, seed.data)
+        replayed = len(seed.data)
+        learner.train()   # the model (and the due SAC updates) before the first plan
+        log(f'replayed {replayed} transitions from {len(seed.bags)} bag(s) '
+            f'({seed.rewards_from_task} with rewards from the task); model retrained: holdout '
+            f"MSE {learner.last_model_metrics.get('model/holdout_mse', float('nan')):.4g}")
     (out / 'config.json').write_text(json.dumps(
-        {'env_id': env_id, 'config': to_dict(learner.cfg), 'device': str(device)}, indent=2))
+        {'env_id': env_id, 'config': to_dict(learner.cfg), 'device': str(device),
+         'replay_bags': [str(p) for p in replay_bags], 'replayed_transitions': replayed},
+        indent=2))
+
 
     eval_file = (out / 'metrics.csv').open('w', newline='')
     episode_file = (out / 'episodes.csv').open('w', newline='')
@@ -145,7 +165,7 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
     try:
         for step in range(tcfg.total_steps):
             t0 = time.perf_counter()
-            action, info = policy.act(obs, explore=True, env_steps=step)
+            action, info = policy.act(obs, explore=True, env_steps=learner.env_steps)
             if info.plan is not None:
                 plan_times.append((time.perf_counter() - t0) * 1e3)
             next_obs, reward, terminated, truncated, env_info = env.step(action)

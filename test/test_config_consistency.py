@@ -69,6 +69,8 @@ def yaml_type_ok(default: Any, value: Any) -> bool:
         return isinstance(value, float)
     if isinstance(default, str):
         return isinstance(value, str)
+    if isinstance(default, tuple) and not default:   # tuple[str, ...] = (): a list of strings
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     if isinstance(default, tuple):
         return (isinstance(value, list) and len(value) > 0
                 and all(yaml_type_ok(default[0], v) for v in value))
@@ -156,7 +158,7 @@ def _md(text: str) -> str:
 
 def _type(default: Any) -> str:
     if isinstance(default, tuple):
-        return _type(default[0]) + '[]'
+        return (_type(default[0]) if default else 'string') + '[]'
     return {bool: 'bool', int: 'int', float: 'double', str: 'string'}[type(default)]
 
 

@@ -105,11 +105,21 @@ class LearnerNodeConfig(_Validated):
                                   'the node responsive; 0 pauses learning)', (0, 100_000))
     tick_period_s: float = param(0.1, 'period of the training timer (wall seconds)',
                                  (0.001, 60.0), static=True)
+    replay_bags: tuple[str, ...] = param(
+        (), 'rosbag2 bags of loop_ros/msg/Transition (bag directories or .db3/.mcap files) '
+        'loaded into the replay buffer before any live transition; they count toward '
+        'start_steps and the model is retrained on them before the first checkpoint '
+        '(docs/bags.md)', static=True)
 
     def validate(self) -> None:
-        """The learner must have somewhere to write checkpoints."""
+        """The learner must have somewhere to write checkpoints; bag paths must be strings."""
         if not self.checkpoint_dir:
             raise ConfigError('LearnerNodeConfig.checkpoint_dir must not be empty')
+        bad = [p for p in self.replay_bags if not isinstance(p, str) or not p]
+        if bad:
+            raise ConfigError(f'LearnerNodeConfig.replay_bags must hold non-empty paths, got '
+                              f'{bad!r}')
+
 
 
 LOOP_GROUPS: dict[str, type] = {

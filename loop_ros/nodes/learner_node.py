@@ -14,6 +14,11 @@
   are kept.
 * ``~/train_stats`` (loop_ros/TrainStats) after every tick: transitions stored and rejected, SAC
   updates done and due, model and policy versions, holdout MSE, tick time.
+* ``replay_bags``: Transition bags read into the replay buffer at start-up, before any live
+  transition (``loop_ros.io.replay``). They count as environment steps (toward
+  ``start_steps`` too), and the planners keep exploring until the model has been retrained on
+  them and that checkpoint announced. A bad bag, or one whose sizes differ from the task's, is
+  a configuration error (exit code 1, the log names the bag).
 """
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ from loop_ros.core.config import ConfigError
 from loop_ros.core.config import LoopConfig
 from loop_ros.core.node_config import LearnerNodeConfig
 from loop_ros.core.tasks import get_task
+from loop_ros.io.replay import load_replay_bags
+from loop_ros.io.replay import seed_learner
 from loop_ros.msg import PolicyUpdate
 from loop_ros.msg import TrainStats
 from loop_ros.msg import Transition
@@ -60,9 +67,19 @@ class LearnerNode(Node):
         loop_cfg = read_config(self, LoopConfig)
         seed_everything(loop_cfg.train.seed)
         obs_dim, act_dim, _ = env_spec(self.cfg.env_id, self.cfg.task_module)
-        self.learner = LoopLearner(loop_cfg, obs_dim, act_dim, get_task(self.cfg.env_id,
-                                                                         warn=False),
+        task = get_task(self.cfg.env_id, warn=False)
+        self.learner = LoopLearner(loop_cfg, obs_dim, act_dim, task,
                                    resolve_device(loop_cfg.train.device))
+        self.replayed = 0
+        self._stream_base = 0
+        if self.cfg.replay_bags:
+            seed = load_replay_bags(self.cfg.replay_bags, obs_dim, act_dim, task)
+            self._stream_base = seed_learner(self.learner, seed.data)
+            self.replayed = len(seed.data)
+            self.get_logger().info(
+                f'replay buffer seeded with {self.replayed} transitions from '
+                f'{len(seed.bags)} bag(s) ({seed.rewards_from_task} with rewards from the task)'
+                f'; {self.learner.pending_sac_updates} SAC updates due')
         self.checkpoint_dir = Path(self.cfg.checkpoint_dir).expanduser().resolve()
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         self._inbox: deque[tuple[TransitionArrays, int]] = deque()
@@ -98,8 +115,8 @@ class LearnerNode(Node):
             self.get_logger().warning(f'rejected transition ({self.rejected} so far): {exc}',
                                       throttle_duration_sec=2.0)
             return
-        self._inbox.append((t, self._streams.setdefault(msg.header.frame_id,
-                                                        len(self._streams))))
+        self._inbox.append((t, self._streams.setdefault(
+            msg.header.frame_id, self._stream_base + len(self._streams))))
         self.received += 1
 
     def _train_loop(self) -> None:
@@ -179,8 +196,16 @@ class LearnerNode(Node):
         msg.env_steps = self.learner.env_steps
         msg.holdout_loss = float(self.learner.last_model_metrics.get('model/holdout_mse',
                                                                      math.nan))
-        msg.explore = self.learner.env_steps < self.learner.start_steps
+        msg.explore = self.explore
         self.update_pub.publish(msg)
+
+    @property
+    def explore(self) -> bool:
+        """Planners act at random: too few transitions, or replayed ones not yet modelled."""
+        learner = self.learner
+        unmodelled = self.replayed > 0 and learner.ensemble is not None \
+            and learner.model_version == 0
+        return learner.env_steps < learner.start_steps or unmodelled
 
 
 def main(args: list[str] | None = None) -> int:

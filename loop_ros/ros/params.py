@@ -39,6 +39,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.exceptions import InvalidParameterValueException
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -71,8 +72,22 @@ def iter_parameters(cfg_type: type, prefix: str = '') -> Iterator[tuple[str, dat
             yield join(prefix, f.name), f
 
 
+_EMPTY_TUPLE_TYPES = {
+    'tuple[str,...]': Parameter.Type.STRING_ARRAY,
+    'tuple[int,...]': Parameter.Type.INTEGER_ARRAY,
+    'tuple[float,...]': Parameter.Type.DOUBLE_ARRAY,
+    'tuple[bool,...]': Parameter.Type.BOOL_ARRAY,
+}
+"""Array type of a field whose default is the empty tuple, by its annotation (no spaces)."""
+
+
 def parameter_type(f: dataclasses.Field) -> Parameter.Type:
-    """The ROS parameter type of a config field, from its default value."""
+    """The ROS parameter type of a config field, from its default value.
+
+    An empty tuple default takes the array type from the annotation (``tuple[str, ...]``):
+    such a parameter is declared without a value when nothing overrides it (rcl gives an empty
+    YAML list no type), and reads back as the empty tuple.
+    """
     default = f.default
     if isinstance(default, bool):
         return Parameter.Type.BOOL
@@ -91,8 +106,13 @@ def parameter_type(f: dataclasses.Field) -> Parameter.Type:
             return Parameter.Type.DOUBLE_ARRAY
         if all(isinstance(v, str) for v in default):
             return Parameter.Type.STRING_ARRAY
+    if isinstance(default, tuple):
+        array_type = _EMPTY_TUPLE_TYPES.get(str(f.type).replace(' ', ''))
+        if array_type is not None:
+            return array_type
     raise TypeError(f'config field {f.name!r} has a default ({default!r}) that maps to no ROS '
-                    'parameter type (use bool, int, float, str or a non-empty tuple of them)')
+                    'parameter type (use bool, int, float, str, a non-empty tuple of them, or '
+                    'an empty tuple annotated tuple[str, ...])')
 
 
 def describe(name: str, f: dataclasses.Field) -> ParameterDescriptor:
@@ -165,6 +185,8 @@ def declare_config(node: Node, cfg_type: type, prefix: str = '',
             coerced = _coerce(parameter_type(f), overrides[name])
             if coerced is not None:
                 value, ignore_override = coerced, True
+        if value == [] and not ignore_override:
+            value = parameter_type(f)   # typed, without a value: an override may give one
         try:
             node.declare_parameter(name, value, desc, ignore_override=ignore_override)
         except InvalidParameterTypeException:
@@ -198,7 +220,10 @@ def _build_data(node: Node, cfg_type: type, prefix: str, changes: Mapping[str, A
         elif name in changes:
             data[f.name] = _from_ros(changes[name])
         elif node.has_parameter(name):
-            data[f.name] = _from_ros(node.get_parameter(name).value)
+            try:
+                data[f.name] = _from_ros(node.get_parameter(name).value)
+            except ParameterUninitializedException:   # an empty list (see parameter_type)
+                data[f.name] = []
         elif strict:
             raise ConfigError(f"parameter '{name}' is not declared on node "
                               f"'{node.get_fully_qualified_name()}': call declare_config(node, "
