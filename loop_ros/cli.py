@@ -5,7 +5,8 @@ Subcommands:
 * ``loop-ros train``: standalone training on a gymnasium env, no ROS (every config field of
   ``loop_ros.core.config`` is an option: ``--arc.horizon 5``, ``--sac.lr 3e-4`` ...);
 * ``loop-ros demo``: the main job on its embedded default (see README);
-* ``loop-ros launch GRAPH [arg:=value ...]``: the package's own launcher (no ``ros2 launch``).
+* ``loop-ros launch GRAPH [arg:=value ...]``: the package's own launcher (no ``ros2 launch``);
+* ``loop-ros bag info|record|convert``: rosbag2 bags (docs/bags.md).
 """
 from __future__ import annotations
 
@@ -189,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     launch = sub.add_parser('launch', help="start a graph with the own launcher: 'loop-ros "
                             "launch rccar robots:=2' (see docs/ros.md)", add_help=False)
     launch.add_argument('rest', nargs=argparse.REMAINDER)
+
+    from loop_ros.bag_cli import add_bag_parser
+    add_bag_parser(sub)
     return parser
 
 
@@ -336,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == 'params':
             print(parameters_markdown(), end='')
             return 0
+        if args.command == 'bag':
+            from loop_ros.bag_cli import run_bag
+            return run_bag(args)
     except (ConfigError, EnvError, CheckpointError, BagError) as exc:
         parser.exit(2, f'loop-ros: error: {exc}\n')
     except KeyboardInterrupt:

@@ -19,6 +19,10 @@ planner remaps ``policy_update`` to the learner's ``<namespace>/policy_update``.
 its own simulated time: its bridge and planner remap ``/clock`` to ``<namespace>/robot<i>/clock``
 (the learner follows robot 0's clock). With one robot nothing is remapped and all nodes share
 ``<namespace>`` and ``/clock``.
+
+Recording (``record:=PATH``): a ``recorder`` node in ``<namespace>`` (robot 0's clock, like the
+learner) writes the shared ``transition`` topic, and any other Transition topic, to a new
+rosbag2 bag at PATH (``loop_ros.nodes.recorder_node``, ``docs/bags.md``).
 """
 from __future__ import annotations
 
@@ -47,10 +51,12 @@ EXECUTABLES: dict[str, str] = {
     'sim_bridge_node': 'loop_ros.nodes.sim_bridge_node',
     'planner_node': 'loop_ros.nodes.planner_node',
     'learner_node': 'loop_ros.nodes.learner_node',
+    'recorder_node': 'loop_ros.nodes.recorder_node',
 }
 """Executable name (``lib/loop_ros/<exe>``, ``[project.scripts]``) -> Python module with main()."""
 NODE_EXECUTABLES = {'sim_bridge': 'sim_bridge_node', 'planner': 'planner_node',
-                    'learner': 'learner_node'}
+                    'learner': 'learner_node', 'recorder': 'recorder_node'}
+"""Node name -> executable; the ``recorder`` runs only with ``record:=PATH``."""
 
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
 MAX_ROBOTS = 64
@@ -243,6 +249,8 @@ def _common_arguments(env_default: str, env_choices: tuple[str, ...], env_help: 
         LaunchArgument('log_level', 'info', 'log level of all nodes', choices=LOG_LEVELS),
         LaunchArgument('nodes', 'all', "nodes to start: 'all' or a comma-separated subset of "
                        'sim_bridge,planner,learner', kind='nodes'),
+        LaunchArgument('record', '', "record the graph's Transition topic to this new rosbag2 "
+                       "bag while it runs (a recorder node; '' = no recording; docs/bags.md)"),
     )
 
 
@@ -288,6 +296,12 @@ def _build_loop_graph(graph: GraphDescription, args: Mapping[str, Any], share_di
                 params_files=files, remappings=remaps, log_level=level,
                 parameters={**common, **ckpt, 'autostart': args['autostart'],
                             'train.seed': seed + i}))
+    if args['record']:   # like the learner: in <namespace>, on robot 0's clock
+        remaps = ((CLOCK_TOPIC, join_namespace(ns, 'robot0', 'clock')),) if robots > 1 else ()
+        specs.append(NodeSpec(
+            name='recorder', executable='recorder_node', namespace=ns, params_files=files,
+            parameters={'use_sim_time': args['use_sim_time'], 'output': args['record']},
+            remappings=remaps, log_level=level))
     return specs
 
 

@@ -122,6 +122,32 @@ class LearnerNodeConfig(_Validated):
 
 
 
+RECORDER_STORAGES = ('sqlite3', 'mcap')
+
+
+@dataclass(frozen=True)
+class RecorderNodeConfig(_Validated):
+    """``recorder`` node: writes topics to a rosbag2 bag (``loop-ros bag record``, ``record:=``)."""
+
+    output: str = param('', 'bag directory to create (it must not exist); set by record:= or '
+                        "'loop-ros bag record OUT'", static=True)
+    storage: str = param('sqlite3', "storage plugin: 'sqlite3' commits every flush_period_s, "
+                         "so a killed recorder leaves a readable bag; 'mcap' is complete only "
+                         'after a clean stop', RECORDER_STORAGES, static=True)
+    topics: tuple[str, ...] = param(('transition',), 'topics to record (relative names resolve '
+                                    "in the node's namespace); each is subscribed once a "
+                                    'publisher shows its type', static=True)
+    all_transitions: bool = param(True, 'also record every loop_ros/msg/Transition topic that '
+                                  'appears on the graph', static=True)
+    flush_period_s: float = param(1.0, 'commit period of the sqlite3 storage (wall seconds): '
+                                  'a SIGKILL loses at most this much', (0.01, 3600.0),
+                                  static=True)
+    discovery_period_s: float = param(1.0, 'how often the graph is searched for the topics '
+                                      '(wall seconds)', (0.01, 3600.0), static=True)
+    max_duration_s: float = param(0.0, 'stop recording after this long (wall seconds; 0: '
+                                  'until stopped)', (0.0, 1e9), static=True)
+
+
 LOOP_GROUPS: dict[str, type] = {
     'sac': SacConfig,
     'ensemble': EnsembleConfig,
@@ -134,5 +160,6 @@ NODE_PARAMETERS: dict[str, dict[str, type]] = {
     'sim_bridge': {'': SimBridgeConfig},
     'planner': {'': PlannerNodeConfig, **LOOP_GROUPS},
     'learner': {'': LearnerNodeConfig, **LOOP_GROUPS},
+    'recorder': {'': RecorderNodeConfig},
 }
 """Node name -> {parameter prefix -> config dataclass}; what each node declares."""
