@@ -141,7 +141,6 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
          'replay_bags': [str(p) for p in replay_bags], 'replayed_transitions': replayed},
         indent=2))
 
-
     eval_file = (out / 'metrics.csv').open('w', newline='')
     episode_file = (out / 'episodes.csv').open('w', newline='')
     eval_writer = csv.DictWriter(eval_file, EVAL_COLUMNS)

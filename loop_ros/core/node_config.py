@@ -121,7 +121,6 @@ class LearnerNodeConfig(_Validated):
                               f'{bad!r}')
 
 
-
 RECORDER_STORAGES = ('sqlite3', 'mcap')
 
 
