@@ -125,7 +125,7 @@ def grid_times(data: bags.TransitionData) -> np.ndarray:
     return data.stamp_ns - CMD_NS
 
 
-# --- the mapping ----------------------------------------------------------------------------------
+# --- the mapping ---------------------------------------------------------------------------------
 
 def test_odometry_mapping_is_duck_typed() -> None:
     """rosbags messages and plain namespaces (as rclpy messages) map the same way."""
@@ -153,7 +153,7 @@ def test_odometry_mapping_is_duck_typed() -> None:
                                    twist=duck.twist))
 
 
-# --- conversions ----------------------------------------------------------------------------------
+# --- conversions ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
 def test_odometry_and_twist(tmp_path: Path, storage: str) -> None:
@@ -263,7 +263,7 @@ def test_several_recordings_are_separate_streams(tmp_path: Path) -> None:
     assert data.episode.max() == 1
 
 
-# --- bad inputs: one clear error, exit code 2, no output ------------------------------------------
+# --- bad inputs: one clear error, exit code 2, no output -----------------------------------------
 
 def _cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:
     code = cli_main(['bag', *argv])
