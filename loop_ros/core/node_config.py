@@ -80,6 +80,13 @@ class PlannerNodeConfig(_Validated):
                                      "on overrun the actor's action is sent", (0.01, 1.0))
     checkpoint_dir: str = param('runs/checkpoints', 'directory the learner writes checkpoints '
                                 'to (policy_update paths point into it)', static=True)
+    checkpoint: str = param('', 'checkpoint file loaded at configure (e.g. final.pt of loop-ros '
+                            'train-offline); empty: the newest policy_*.pt of checkpoint_dir',
+                            static=True)
+    checkpoint_planner_settings: bool = param(
+        True, 'an offline checkpoint (train.algo loop-offline) brings the planner settings it '
+        'was trained and evaluated with (train.algo, arc.*); false: the arc.* parameters apply',
+        static=True)
     autostart: bool = param(True, 'configure and activate the lifecycle node on start',
                             static=True)
     publish_path: bool = param(False, 'publish the planned trajectory (nav_msgs/Path on '

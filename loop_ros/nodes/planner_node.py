@@ -47,8 +47,11 @@ from loop_ros.core.agent import resolve_device
 from loop_ros.core.checkpoint import CheckpointError
 from loop_ros.core.checkpoint import latest_checkpoint
 from loop_ros.core.checkpoint import load_checkpoint
+from loop_ros.core.config import ArcConfig
 from loop_ros.core.config import ConfigError
+from loop_ros.core.config import from_dict
 from loop_ros.core.config import LoopConfig
+from loop_ros.core.config import replace
 from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.node_config import PlannerNodeConfig
 from loop_ros.core.tasks import get_task
@@ -164,17 +167,31 @@ class PlannerNode(LifecycleNode):
         rate = self.cfg.control_rate_hz or (1.0 / dt if dt > 0 else 10.0)
         self.period_s = 1.0 / rate
         device = resolve_device(loop_cfg.train.device)
+        payload, source = None, None
+        if self.cfg.checkpoint:   # asked for by name: a bad file is a configure error
+            source = self.cfg.checkpoint
+            try:
+                payload = load_checkpoint(source, kind=CHECKPOINT_KIND)
+                loop_cfg = self._planner_settings(loop_cfg, payload)
+            except (CheckpointError, ConfigError, KeyError) as exc:
+                self.get_logger().error(f'configure failed: checkpoint {source}: {exc}')
+                return TransitionCallbackReturn.ERROR
+        else:
+            source = latest_checkpoint(self.cfg.checkpoint_dir, 'policy_*.pt')
         self.policy = LoopPolicy(loop_cfg, obs_dim, act_dim, get_task(self.cfg.env_id, warn=False),
                                  device, seed=loop_cfg.train.seed)
-        newest = latest_checkpoint(self.cfg.checkpoint_dir, 'policy_*.pt')
-        if newest is not None:
+        if source is not None:
             try:
-                payload = load_checkpoint(newest, kind=CHECKPOINT_KIND)
+                payload = payload or load_checkpoint(source, kind=CHECKPOINT_KIND)
                 self.policy.load_policy_state(payload, version=int(payload.get('version', 0)))
                 self._explore = payload['env_steps'] < payload['start_steps']
-                self.get_logger().info(f'loaded {newest} (version {self.policy.version})')
+                self.get_logger().info(f'loaded {source} (version {self.policy.version}, '
+                                       f'{self.policy.cfg.train.algo})')
             except (CheckpointError, KeyError, ValueError) as exc:
-                self.get_logger().warning(f'ignoring checkpoint {newest}: {exc}')
+                if self.cfg.checkpoint:
+                    self.get_logger().error(f'configure failed: checkpoint {source}: {exc}')
+                    return TransitionCallbackReturn.ERROR
+                self.get_logger().warning(f'ignoring checkpoint {source}: {exc}')
         self._warm_up()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix='arc')
         self._loader = ThreadPoolExecutor(1, thread_name_prefix='ckpt')
@@ -194,6 +211,18 @@ class PlannerNode(LifecycleNode):
         self.get_logger().info(f'configured: {self.cfg.env_id}, obs {obs_dim}, act {act_dim}, '
                                f'{rate:.1f} Hz on {device}')
         return TransitionCallbackReturn.SUCCESS
+
+    def _planner_settings(self, loop_cfg: LoopConfig, payload: dict[str, Any]) -> LoopConfig:
+        """The node's settings, with an offline checkpoint's algo and arc.* when it brings them."""
+        saved = payload.get('config', {})
+        if (not self.cfg.checkpoint_planner_settings  # type: ignore[union-attr]
+                or saved.get('train', {}).get('algo') != 'loop-offline'):
+            return loop_cfg
+        arc = from_dict(ArcConfig, saved.get('arc', {}), where='checkpoint arc settings')
+        self.get_logger().info('offline checkpoint: planning with its settings (loop-offline, '
+                               f'H={arc.horizon}, N={arc.num_samples}, pessimism '
+                               f'{arc.pessimism}, policy noise {arc.policy_noise})')
+        return replace(loop_cfg, arc=arc, **{'train.algo': 'loop-offline'})
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start the control timer (in its own callback group)."""

@@ -102,3 +102,57 @@ def test_configure_fails_cleanly_on_an_unknown_task(tmp_path):
         node.destroy_node()
     finally:
         rclpy.shutdown()
+
+
+def _offline_checkpoint(path, arc: dict) -> None:
+    """A train-offline style checkpoint for the point robot (fresh weights, offline config)."""
+    from loop_ros.core.agent import LoopLearner
+    from loop_ros.core.checkpoint import save_checkpoint
+    from loop_ros.core.config import LoopConfig, replace, to_dict
+    from loop_ros.core.tasks import get_task
+    import loop_ros.examples.point_robot  # noqa: F401  (registers the task)
+    dotted = {k: tuple(v) if isinstance(v, list) else v for k, v in TINY.items() if '.' in k}
+    cfg = replace(LoopConfig(), **dotted, **arc, **{'train.algo': 'loop-offline',
+                                                    'train.start_steps': 0})
+    state = LoopLearner(cfg, 4, 2, get_task('example/PointRobot-v0')).policy_state()
+    save_checkpoint(path, state, kind='loop_ros.learner')
+
+
+def _planner(tmp_path, **params):
+    return PlannerNode(parameter_overrides=[Parameter(k, value=v) for k, v in {
+        **TINY, 'checkpoint_dir': str(tmp_path / 'ckpt'), **params}.items()])
+
+
+def test_an_offline_checkpoint_brings_its_planner_settings(tmp_path):
+    ck = tmp_path / 'final.pt'
+    _offline_checkpoint(ck, {'arc.prior': 'policy', 'arc.pessimism': 2.5,
+                             'arc.policy_noise': 0.3})
+    rclpy.init()
+    try:
+        node = _planner(tmp_path, checkpoint=str(ck))
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        arc = node.policy.cfg.arc
+        assert node.policy.cfg.train.algo == 'loop-offline'
+        assert (arc.prior, arc.pessimism, arc.policy_noise) == ('policy', 2.5, 0.3)
+        assert not node._explore   # a trained policy: no random exploration
+        node.destroy_node()
+        kept = _planner(tmp_path, checkpoint=str(ck), checkpoint_planner_settings=False)
+        assert kept.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert kept.policy.cfg.arc.pessimism == 0.0 and kept.policy.cfg.arc.prior == 'mixture'
+        kept.destroy_node()
+    finally:
+        rclpy.shutdown()
+
+
+@pytest.mark.parametrize('content', [None, b'not a checkpoint'])
+def test_a_named_checkpoint_that_cannot_be_read_is_a_configure_error(tmp_path, content):
+    ck = tmp_path / 'final.pt'
+    if content is not None:
+        ck.write_bytes(content)
+    rclpy.init()
+    try:
+        node = _planner(tmp_path, checkpoint=str(ck))
+        assert node.trigger_configure() == TransitionCallbackReturn.ERROR
+        node.destroy_node()
+    finally:
+        rclpy.shutdown()
