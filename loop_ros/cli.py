@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--out', default=None, help='output directory (default: runs/<env>-<algo>-'
                        '<seed>)')
     train.add_argument('--config', help='YAML file with groups sac/ensemble/arc/train')
+    train.add_argument('--init', default=None, help='start from the actor, critic and ensemble '
+                       "of this checkpoint (e.g. train-offline's final.pt); train.start_steps "
+                       'then defaults to 0')
     train.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
     train.add_argument('--no-progress', action='store_true', help='log lines instead of a bar')
     train.add_argument('--replay-bags', nargs='+', metavar='BAG', default=None,
@@ -208,8 +211,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if used:
         print(f"{args.env} presets in effect: {', '.join(used)} (an option or --config "
               'overrides them)')
+    if args.init and cfg.train.start_steps < 0:
+        cfg = replace(cfg, **{'train.start_steps': 0})   # a trained policy needs no random warm-up
     result = train(args.env, cfg, out, progress=not args.no_progress,
-                   replay_bags=args.replay_bags or ())
+                   replay_bags=args.replay_bags or (), init=args.init)
     ev = result.final_eval
     print(f'done: {result.env_steps} steps in {result.wall_s:.0f} s; eval return: planner '
           f'{ev.planner_return:.1f}, actor {ev.actor_return:.1f}; plan median '

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from loop_ros.core.agent import LoopLearner, LoopPolicy, resolve_device, seed_everything
-from loop_ros.core.checkpoint import save_checkpoint
+from loop_ros.core.checkpoint import load_checkpoint, save_checkpoint
 from loop_ros.core.config import LoopConfig, to_dict
 from loop_ros.core.tasks import Task, get_task
 from loop_ros.envs import make_env
@@ -105,8 +105,12 @@ class TrainResult:
 
 def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = True,
           log: Callable[[str], None] = print,
-          replay_bags: Sequence[str | Path] = ()) -> TrainResult:
+          replay_bags: Sequence[str | Path] = (),
+          init: str | Path | None = None) -> TrainResult:
     """Train ``cfg.train.algo`` on ``env_id`` for ``cfg.train.total_steps`` steps.
+
+    ``init``: a policy checkpoint (e.g. ``loop-ros train-offline``'s ``final.pt``) whose actor,
+    critic and ensemble the learner starts from (offline-to-online fine-tuning).
 
     ``replay_bags``: Transition bags that fill the replay buffer first
     (:mod:`loop_ros.io.replay`): they count toward ``start_steps``, and the model is retrained
@@ -124,6 +128,9 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
     act_dim = int(env.action_space.shape[0])
     task = task_of(env_id)
     learner = LoopLearner(cfg, obs_dim, act_dim, task, device)
+    if init is not None:
+        learner.load_policy_weights(load_checkpoint(init, kind=CHECKPOINT_KIND))
+        log(f'starting from the weights of {init}')
     policy = LoopPolicy(cfg, obs_dim, act_dim, task, device, sac=learner.sac,
                         ensemble=learner.ensemble, seed=tcfg.seed)
     replayed = 0
