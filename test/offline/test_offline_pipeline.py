@@ -100,3 +100,52 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(['eval-offline', '--checkpoint', str(tmp_path / 'nope.pt')])
     assert exc.value.code == 2
+
+
+def test_online_training_starts_from_an_offline_checkpoint(dataset_bags, tmp_path):
+    import torch
+    from loop_ros.core.agent import LoopLearner
+    from loop_ros.core.checkpoint import load_checkpoint
+    from loop_ros.train import task_of
+    cfg = replace(LoopConfig(), **TINY)
+    ocfg = OfflineConfig(updates=100, batch_size=64, model_epochs=5, seed=2)
+    result = train_offline([dataset_bags['medium']], cfg, ocfg, tmp_path / 'off', progress=False,
+                           log=lambda s: None)
+    payload = load_checkpoint(result.checkpoint)
+    learner = LoopLearner(cfg, 4, 1, task_of(ENV))
+    obs = torch.randn(8, 4)
+    before = learner.sac.actor.mean_action(obs)
+    learner.load_policy_weights(payload)
+    after = learner.sac.actor.mean_action(obs)
+    policy, _, _ = load_offline_policy(result.checkpoint, device='cpu')
+    torch.testing.assert_close(after, policy.sac.actor.mean_action(obs))
+    assert not torch.allclose(before, after)
+    # the target critic starts equal to the loaded critic (no jump in the first backups)
+    for p, q in zip(learner.sac.critic.parameters(), learner.sac.critic_target.parameters()):
+        torch.testing.assert_close(p, q)
+    opts = [f'--{k}={",".join(map(str, v)) if isinstance(v, tuple) else v}'
+            for k, v in TINY.items() if k != 'train.start_steps']
+    assert main(['train', '--env', ENV, '--steps', '30', '--init', str(result.checkpoint),
+                 '--out', str(tmp_path / 'online'), '--no-progress', '--threads', '1',
+                 '--train.eval_every', '0', '--train.eval_episodes', '0',
+                 '--train.actor_eval_episodes', '1', *opts]) == 0
+    saved = json.loads((tmp_path / 'online' / 'config.json').read_text())
+    assert saved['config']['train']['start_steps'] == 0
+
+
+def test_cli_dataset_writes_one_bag_per_kind_and_never_overwrites(tmp_path, capsys):
+    argv = ['dataset', '--env', ENV, '--kind', 'medium', 'medium-replay', '--out',
+            str(tmp_path / 'd'), '--storage', 'sqlite3', '--threads', '1',
+            '--dataset.max_steps', '150', '--dataset.eval_every', '100',
+            '--dataset.eval_episodes', '1', '--dataset.size', '40',
+            '--dataset.target_return', '1e6', '--train.start_steps', '50',
+            '--sac.hidden_sizes', '16,16']
+    assert main(argv) == 0
+    assert len(read_transitions(tmp_path / 'd' / 'medium')) == 40
+    assert len(read_transitions(tmp_path / 'd' / 'medium-replay')) == 150
+    assert 'below the target' in capsys.readouterr().out   # said, and in the metadata
+    before = (tmp_path / 'd' / 'medium' / 'metadata.yaml').read_text()
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2 and 'exists' in capsys.readouterr().err
+    assert (tmp_path / 'd' / 'medium' / 'metadata.yaml').read_text() == before

@@ -1,0 +1,129 @@
+"""Rosbag round trip through ROS: record the RC-car graph, train offline, deploy the planner.
+
+1. ``loop-ros launch rccar nodes:=sim_bridge,planner record:=BAG``: with no learner the planner
+   acts uniformly at random; the recorder writes every Transition to a bag;
+2. ``train_offline`` on that bag (ensemble + CRR), as ``loop-ros train-offline`` does;
+3. the same graph with the planner on the offline checkpoint (``checkpoint:=final.pt``, no
+   learner running): offline LOOP must drive the car better than the random actions did.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+rclpy = pytest.importorskip('rclpy')
+
+from loop_ros.graph import node_specs  # noqa: E402
+from loop_ros.launcher import find_share_dir, Launcher  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+ENV = 'loop_ros/RCCarCircle-v0'
+RECORD_EPISODES, DEPLOY_EPISODES, EPISODE_STEPS = 6, 3, 100
+SMALL = {
+    'sac': {'hidden_sizes': [64, 64]},
+    'ensemble': {'num_members': 5, 'num_elites': 3, 'hidden_size': 64, 'num_layers': 3},
+    'train': {'device': 'cpu'},
+}
+
+
+def params_file(tmp_path: Path, name: str, episodes: int, checkpoint: str = '') -> Path:
+    params = yaml.safe_load((Path(find_share_dir()) / 'config' / 'rccar.yaml').read_text())
+    planner = params['/**/planner']['ros__parameters']
+    for group, values in SMALL.items():
+        planner[group].update(copy.deepcopy(values))
+    planner['checkpoint'] = checkpoint
+    planner['deadline_fraction'] = 1.0
+    bridge = params['/**/sim_bridge']['ros__parameters']
+    bridge.update(max_episodes=episodes, action_timeout_s=1.0,
+                  wait_for_subscriber_s=10.0 if not checkpoint else 0.0)
+    path = tmp_path / f'{name}.yaml'
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+class EpisodeReturns:
+    def __init__(self) -> None:
+        from loop_ros.msg import EpisodeStats
+        from loop_ros.ros import qos
+        self.node = rclpy.create_node('test_episode_returns')
+        self.returns: list[float] = []
+        self.node.create_subscription(EpisodeStats, 'episode_stats',
+                                      lambda m: self.returns.append(m.episode_return),
+                                      qos.EPISODE_STATS)
+
+
+def run_graph(args: dict, log: Path, observer: EpisodeReturns, executor, timeout: float) -> int:
+    args = {**args, 'real_time_factor': '4'}   # 4 simulated seconds per wall second
+    launcher = Launcher(node_specs('rccar', args, find_share_dir()), out=log.open('w'),
+                        sigint_timeout=10.0)
+    code: list[int] = []
+    thread = threading.Thread(target=lambda: code.append(launcher.run()), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout   # the bridge stops after its episodes, and with it
+    try:                                    # the graph (it is a required node)
+        while thread.is_alive() and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        launcher.request_shutdown()
+        thread.join(timeout=60.0)
+    assert code, f'launcher did not stop: {log.read_text()[-2000:]}'
+    return code[0]
+
+
+def test_record_train_offline_deploy(tmp_path: Path, monkeypatch) -> None:
+    from loop_ros.core.agent import OFFLINE_PRESETS
+    from loop_ros.core.config import LoopConfig, OfflineConfig, replace
+    from loop_ros.io import read_transitions
+    from loop_ros.offline.training import train_offline
+
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    bag = tmp_path / 'random_drive'
+    rclpy.init()
+    observer = EpisodeReturns()
+    executor = rclpy.executors.SingleThreadedExecutor()
+    executor.add_node(observer.node)
+    try:
+        code = run_graph({'params_file': str(params_file(tmp_path, 'rec', RECORD_EPISODES)),
+                          'nodes': 'sim_bridge,planner', 'record': str(bag),
+                          'checkpoint_dir': str(tmp_path / 'none')},
+                         tmp_path / 'record.log', observer, executor, timeout=150.0)
+        assert code == 0, (tmp_path / 'record.log').read_text()[-3000:]
+        random_returns = list(observer.returns)
+        assert len(random_returns) == RECORD_EPISODES
+
+        data = read_transitions(bag)   # the bridge's last messages may still be in flight
+        assert 0.9 * RECORD_EPISODES * EPISODE_STEPS <= len(data) <= RECORD_EPISODES * EPISODE_STEPS
+        cfg = replace(LoopConfig(), **OFFLINE_PRESETS, **{
+            f'{g}.{k}': tuple(v) if isinstance(v, list) else v
+            for g, values in SMALL.items() for k, v in values.items()})
+        result = train_offline([bag], cfg, OfflineConfig(updates=2000, batch_size=128,
+                                                         model_epochs=40, seed=0),
+                               tmp_path / 'offline', env_id=ENV, progress=False,
+                               log=lambda s: None)
+        ens = result.metrics['ensemble']
+        assert ens['heldout_obs_mse'] < ens['no_change_obs_mse']
+
+        observer.returns.clear()
+        code = run_graph({'params_file': str(params_file(tmp_path, 'deploy', DEPLOY_EPISODES,
+                                                         str(result.checkpoint))),
+                          'nodes': 'sim_bridge,planner', 'checkpoint_dir': str(tmp_path / 'none')},
+                         tmp_path / 'deploy.log', observer, executor, timeout=150.0)
+        log = (tmp_path / 'deploy.log').read_text()
+        assert code == 0, log[-3000:]
+        assert 'offline checkpoint: planning with its settings' in log
+        loop_returns = list(observer.returns)
+        assert len(loop_returns) == DEPLOY_EPISODES, log[-3000:]
+    finally:
+        executor.shutdown()
+        observer.node.destroy_node()
+        rclpy.shutdown()
+    print(f'random {np.mean(random_returns):.1f}, offline LOOP {np.mean(loop_returns):.1f}')
+    assert np.mean(loop_returns) > np.mean(random_returns) + 0.25 * abs(np.mean(random_returns))
