@@ -73,7 +73,7 @@ def test_recorder_cli(tmp_path: Path, stop: signal.Signals, storage: str) -> Non
     node = Node('publisher', context=ctx)
     try:
         pub = node.create_publisher(Transition, f'{ns}/transition', qos.TRANSITION)
-        chatter = node.create_publisher(String, f'{ns}/chatter', 10)
+        chatter = node.create_publisher(String, f'{ns}/chatter', 100)   # keeps all 50
         end = time.monotonic() + 40.0
         while pub.get_subscription_count() == 0 or chatter.get_subscription_count() == 0:
             assert proc.poll() is None, output.text
