@@ -246,6 +246,8 @@ def _common_arguments(env_default: str, env_choices: tuple[str, ...], env_help: 
                        kind='bool'),
         LaunchArgument('checkpoint_dir', '', 'checkpoint directory of learner and planners '
                        "('' = the params file's checkpoint_dir)"),
+        LaunchArgument('checkpoint', '', "checkpoint file the planner(s) act on (e.g. "
+                       "train-offline's final.pt; '' = the newest in checkpoint_dir)"),
         LaunchArgument('log_level', 'info', 'log level of all nodes', choices=LOG_LEVELS),
         LaunchArgument('nodes', 'all', "nodes to start: 'all' or a comma-separated subset of "
                        'sim_bridge,planner,learner', kind='nodes'),
@@ -295,7 +297,9 @@ def _build_loop_graph(graph: GraphDescription, args: Mapping[str, Any], share_di
                 name='planner', executable='planner_node', namespace=robot_ns,
                 params_files=files, remappings=remaps, log_level=level,
                 parameters={**common, **ckpt, 'autostart': args['autostart'],
-                            'train.seed': seed + i}))
+                            'train.seed': seed + i,
+                            **({'checkpoint': args['checkpoint']} if args['checkpoint']
+                               else {})}))
     if args['record']:   # like the learner: in <namespace>, on robot 0's clock
         remaps = ((CLOCK_TOPIC, join_namespace(ns, 'robot0', 'clock')),) if robots > 1 else ()
         specs.append(NodeSpec(

@@ -332,3 +332,12 @@ def test_launcher_shutdown_paths(tmp_path: Path) -> None:
     # a node failing at start-up: its exit code becomes the launcher's
     code, out = _run_launcher([f'namespace:={ns}', 'env:=NoSuchEnv-v0'])
     assert code == 1 and 'NoSuchEnv-v0' in out, out
+
+
+def test_checkpoint_argument_reaches_only_the_planners() -> None:
+    specs = by_fqn(graph.node_specs('rccar', {'robots': '2', 'checkpoint': '/x/final.pt'},
+                                    SHARE))
+    for fqn, spec in specs.items():
+        assert (spec.parameters.get('checkpoint') == '/x/final.pt') == fqn.endswith('planner')
+    assert all('checkpoint' not in s.parameters
+               for s in graph.node_specs('rccar', {}, SHARE))

@@ -34,16 +34,15 @@ SMALL = {
 }
 
 
-def params_file(tmp_path: Path, name: str, episodes: int, checkpoint: str = '') -> Path:
+def params_file(tmp_path: Path, name: str, episodes: int, deploy: bool = False) -> Path:
     params = yaml.safe_load((Path(find_share_dir()) / 'config' / 'rccar.yaml').read_text())
     planner = params['/**/planner']['ros__parameters']
     for group, values in SMALL.items():
         planner[group].update(copy.deepcopy(values))
-    planner['checkpoint'] = checkpoint
     planner['deadline_fraction'] = 1.0
     bridge = params['/**/sim_bridge']['ros__parameters']
     bridge.update(max_episodes=episodes, action_timeout_s=1.0,
-                  wait_for_subscriber_s=10.0 if not checkpoint else 0.0)
+                  wait_for_subscriber_s=0.0 if deploy else 10.0)
     path = tmp_path / f'{name}.yaml'
     path.write_text(yaml.safe_dump(params))
     return path
@@ -113,8 +112,9 @@ def test_record_train_offline_deploy(tmp_path: Path, monkeypatch) -> None:
 
         observer.returns.clear()
         code = run_graph({'params_file': str(params_file(tmp_path, 'deploy', DEPLOY_EPISODES,
-                                                         str(result.checkpoint))),
-                          'nodes': 'sim_bridge,planner', 'checkpoint_dir': str(tmp_path / 'none')},
+                                                         deploy=True)),
+                          'nodes': 'sim_bridge,planner', 'checkpoint': str(result.checkpoint),
+                          'checkpoint_dir': str(tmp_path / 'none')},
                          tmp_path / 'deploy.log', observer, executor, timeout=150.0)
         log = (tmp_path / 'deploy.log').read_text()
         assert code == 0, log[-3000:]
