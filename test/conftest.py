@@ -32,3 +32,31 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 @pytest.fixture(autouse=True)
 def _ros_log_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv('ROS_LOG_DIR', str(tmp_path_factory.getbasetemp() / 'ros_log'))
+
+
+def random_action_bag(path, env_id: str, n: int, seed: int = 0):
+    """``n`` uniform-random-action transitions of ``env_id`` (costs from ``info``), as a bag."""
+    import numpy as np
+    from loop_ros.envs import make_env
+    from loop_ros.io import TransitionData, write_transitions
+    env = make_env(env_id, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = []
+    obs, _ = env.reset(seed=seed)
+    dt = float(getattr(env.unwrapped, 'dt', 0.05))
+    for _ in range(n):
+        action = rng.uniform(-1, 1, env.action_space.shape[0])
+        nxt, reward, term, trunc, info = env.step(action)
+        rows.append((obs, action, reward, nxt, info.get('cost', 0.0), term, trunc))
+        obs = env.reset()[0] if term or trunc else nxt
+    env.close()
+    c = [np.array(col) for col in zip(*rows)]
+    return write_transitions(path, TransitionData.from_arrays(
+        c[0], c[1], c[2], c[3], cost=c[4], terminated=c[5], truncated=c[6],
+        stamp_ns=np.arange(n) * int(dt * 1e9)))
+
+
+@pytest.fixture
+def make_random_bag():
+    """``make_random_bag(path, env_id, n, seed=0)``: see :func:`random_action_bag`."""
+    return random_action_bag

@@ -87,6 +87,22 @@ def start_steps_of(cfg: LoopConfig, task: Task) -> int:
     return task.start_steps if cfg.train.start_steps < 0 else cfg.train.start_steps
 
 
+def load_weights(state: dict[str, Any], obs_dim: int, act_dim: int, sac: SacAgent | None,
+                 ensemble: ProbabilisticEnsemble | None, who: str) -> None:
+    """Actor, critic and ensemble weights of a ``policy_state`` dict into ``sac``/``ensemble``.
+
+    Raises ValueError when the checkpoint's obs/act dims differ from this ``who``'s.
+    """
+    if state['obs_dim'] != obs_dim or state['act_dim'] != act_dim:
+        raise ValueError(f"weights are for obs/act dims {state['obs_dim']}/{state['act_dim']}, "
+                         f'this {who} has {obs_dim}/{act_dim}')
+    if sac is not None and state.get('actor') is not None:
+        sac.actor.load_state_dict(state['actor'])
+        sac.critic.load_state_dict(state['critic'])
+    if ensemble is not None and state.get('ensemble') is not None:
+        ensemble.load_state_dict(state['ensemble'])
+
+
 class LoopLearner:
     """Replay buffer + SAC + probabilistic ensemble, trained on the reference schedule."""
 
@@ -169,15 +185,9 @@ class LoopLearner:
         Optimisers, buffer and counters stay fresh: this seeds online learning, it does not
         resume it (``load_state_dict`` does).
         """
-        if state['obs_dim'] != self.obs_dim or state['act_dim'] != self.act_dim:
-            raise ValueError(f"weights are for obs/act dims {state['obs_dim']}/"
-                             f"{state['act_dim']}, this learner has {self.obs_dim}/{self.act_dim}")
-        if self.sac is not None and state.get('actor') is not None:
-            self.sac.actor.load_state_dict(state['actor'])
-            self.sac.critic.load_state_dict(state['critic'])
+        load_weights(state, self.obs_dim, self.act_dim, self.sac, self.ensemble, 'learner')
+        if self.sac is not None and state.get('critic') is not None:
             self.sac.critic_target.load_state_dict(state['critic'])
-        if self.ensemble is not None and state.get('ensemble') is not None:
-            self.ensemble.load_state_dict(state['ensemble'])
 
     def state_dict(self) -> dict[str, Any]:
         """Full learner state for resuming: policy weights, optimisers, buffer, counters."""
@@ -292,13 +302,6 @@ class LoopPolicy:
 
     def load_policy_state(self, state: dict[str, Any], version: int | None = None) -> None:
         """Swap in weights from :meth:`LoopLearner.policy_state` (between control ticks)."""
-        if state['obs_dim'] != self.obs_dim or state['act_dim'] != self.act_dim:
-            raise ValueError(f"weights are for obs/act dims {state['obs_dim']}/{state['act_dim']},"
-                             f' this policy has {self.obs_dim}/{self.act_dim}')
-        if self.sac is not None and state.get('actor') is not None:
-            self.sac.actor.load_state_dict(state['actor'])
-            self.sac.critic.load_state_dict(state['critic'])
-        if self.ensemble is not None and state.get('ensemble') is not None:
-            self.ensemble.load_state_dict(state['ensemble'])
+        load_weights(state, self.obs_dim, self.act_dim, self.sac, self.ensemble, 'policy')
         self.start_steps = int(state.get('start_steps', self.start_steps))
         self.version = version if version is not None else self.version + 1

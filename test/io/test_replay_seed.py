@@ -85,29 +85,10 @@ def test_rewards_left_to_the_task(tmp_path: Path) -> None:
         load_replay_bags([recorded], 4, A, task)
 
 
-def _pendulum_bag(path: Path, n: int) -> Path:
-    """Random-action InvertedPendulum transitions, as a bag."""
-    from loop_ros.envs import make_env
-    env = make_env('InvertedPendulum-v5', seed=3)
-    rng = np.random.default_rng(3)
-    rows = []
-    obs, _ = env.reset(seed=3)
-    for i in range(n):
-        action = rng.uniform(-1, 1, 1)
-        nxt, reward, term, trunc, _ = env.step(action)
-        rows.append((obs, action, reward, nxt, term, trunc))
-        obs = env.reset()[0] if term or trunc else nxt
-    env.close()
-    cols = list(zip(*rows))
-    return write_transitions(path, TransitionData.from_arrays(
-        np.array(cols[0]), np.array(cols[1]), np.array(cols[2]), np.array(cols[3]),
-        terminated=np.array(cols[4]), truncated=np.array(cols[5]),
-        stamp_ns=np.arange(n) * 40_000_000))
-
-
-def test_train_cli_replay_bags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_train_cli_replay_bags(tmp_path: Path, capsys: pytest.CaptureFixture,
+                               make_random_bag) -> None:
     from loop_ros.cli import main
-    bag = _pendulum_bag(tmp_path / 'bag', 120)
+    bag = make_random_bag(tmp_path / 'bag', 'InvertedPendulum-v5', 120, seed=3)
     cfg = tmp_path / 'tiny.yaml'
     cfg.write_text(
         'sac: {hidden_sizes: [16, 16], batch_size: 16}\n'
