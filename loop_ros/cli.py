@@ -301,8 +301,21 @@ def parameters_markdown() -> str:
              'and keys of `config/*.yaml`. "static" parameters change tensor shapes or the '
              'device: read-only at runtime. The node-level parameters (rates, timeouts, '
              'checkpoint directory, ...) are in [ros.md](ros.md#parameters).', '',
-             markdown_tables(LoopConfig), task_presets_markdown()]
+             markdown_tables(LoopConfig), task_presets_markdown(), offline_markdown()]
     return '\n'.join(parts).rstrip() + '\n'
+
+
+def offline_markdown() -> str:
+    """The options of ``loop-ros train-offline`` and ``loop-ros dataset`` (docs/offline.md)."""
+    from loop_ros.core.agent import OFFLINE_PRESETS
+    from loop_ros.core.config import DatasetConfig, markdown_tables, OfflineConfig
+    presets = ', '.join(f'`{k}: {v}`' for k, v in OFFLINE_PRESETS.items())
+    return '\n'.join([
+        '## Offline training and datasets', '',
+        'Options of `loop-ros train-offline` (`--offline.*`) and `loop-ros dataset` '
+        '(`--dataset.*`); see [offline.md](offline.md). Offline LOOP\'s planner presets '
+        f'(`OFFLINE_PRESETS`, under config files and options): {presets}.', '',
+        markdown_tables(OfflineConfig, 'offline.'), markdown_tables(DatasetConfig, 'dataset.')])
 
 
 def task_presets_markdown() -> str:

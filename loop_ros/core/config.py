@@ -245,8 +245,7 @@ class OfflineConfig(_Validated):
     holdout_ratio: float = param(0.1, 'fraction of transitions held out to report the '
                                  "ensemble's one-step error", (0.01, 0.5))
     model_epochs: int = param(100, 'epoch cap of the ensemble fit on the dataset (early '
-                              'stopping on its own holdout usually ends it sooner)',
-                              (1, 100_000))
+                              'stopping on its own holdout may end it sooner)', (1, 100_000))
     seed: int = param(0, 'seed of torch, numpy and the data split', (0, 2**31 - 1))
 
 
