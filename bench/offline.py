@@ -48,6 +48,9 @@ def main() -> int:
     parser.add_argument('--extra-train', nargs='*', default=[],
                         help='loop-ros train-offline options')
     parser.add_argument('--extra-eval', nargs='*', default=[], help='loop-ros eval-offline options')
+    parser.add_argument('--eval-tag', default='',
+                        help='evaluate into <run>/<tag>/ (and table-<tag>.md): a second set of '
+                        'planner settings on the same checkpoints, e.g. with --extra-eval')
     args = parser.parse_args()
     out = Path(args.out).resolve()
     (out / 'logs').mkdir(parents=True, exist_ok=True)
@@ -61,6 +64,9 @@ def main() -> int:
 
     def run_dir(env_id: str, kind: str, seed: int) -> Path:
         return out / 'runs' / f'{env_id}-{kind}' / f'seed{seed}'
+
+    def eval_dir(env_id: str, kind: str, seed: int) -> Path:
+        return run_dir(env_id, kind, seed) / args.eval_tag
 
     def step(name: str, cmd: list[str], done: Path) -> str:
         if done.exists():
@@ -89,10 +95,11 @@ def main() -> int:
                   '--seed', str(seed), '--offline.updates', str(args.updates),
                   '--offline.model_epochs', str(args.model_epochs), '--no-progress', *threads,
                   *args.extra_train], run / 'final.pt')
-        b = step(f'eval-{env_id}-{kind}-{seed}',
+        tag = f'-{args.eval_tag}' if args.eval_tag else ''
+        b = step(f'eval{tag}-{env_id}-{kind}-{seed}',
                  [*cli, 'eval-offline', '--checkpoint', str(run / 'final.pt'), '--episodes',
-                  str(args.episodes), '--out', str(run), *threads, *args.extra_eval],
-                 run / 'eval.json')
+                  str(args.episodes), '--out', str(eval_dir(env_id, kind, seed)), *threads,
+                  *args.extra_eval], eval_dir(env_id, kind, seed) / 'eval.json')
         return f'{a}; {b}'
 
     start = time.perf_counter()
@@ -114,14 +121,15 @@ def main() -> int:
     rows = []
     for env_id in args.envs:
         for kind in args.kinds:
-            evals = [json.loads((run_dir(env_id, kind, s) / 'eval.json').read_text())
+            evals = [json.loads((eval_dir(env_id, kind, s) / 'eval.json').read_text())
                      for s in args.seeds]
             rows += [_merge(env_id, kind, evals)]
     table = markdown_table(rows)
-    (out / 'table.md').write_text(table + '\n')
-    (out / 'table.json').write_text(json.dumps({'rows': rows, 'args': vars(args)}, indent=2))
+    name = f'table-{args.eval_tag}' if args.eval_tag else 'table'
+    (out / f'{name}.md').write_text(table + '\n')
+    (out / f'{name}.json').write_text(json.dumps({'rows': rows, 'args': vars(args)}, indent=2))
     print(table)
-    print(f'total {time.perf_counter() - start:.0f} s; {out / "table.md"}')
+    print(f'total {time.perf_counter() - start:.0f} s; {out / name}.md')
     return 0
 
 

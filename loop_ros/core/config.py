@@ -172,7 +172,7 @@ class ArcConfig(_Validated):
                        "'policy' (N rollouts of the actor through random elites, each action plus "
                        'N(0, policy_noise^2): offline LOOP, the beta = 1 prior)',
                        ('mixture', 'policy'))
-    policy_noise: float = param(0.1, "sigma of the Gaussian noise on the actor's actions of the "
+    policy_noise: float = param(0.3, "sigma of the Gaussian noise on the actor's actions of the "
                                 "'policy' prior", (0.0, 10.0))
     elites_only: bool = param(True, 'roll out and score only the elite members', static=True)
     pessimism: float = param(0.0, 'beta: score = mean - beta * std over members (offline LOOP)',
