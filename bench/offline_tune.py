@@ -9,7 +9,7 @@ LOOP's mean return relative to the base policy, averaged over the datasets.
 Usage::
 
     python bench/offline_tune.py --bags runs/bench_offline/datasets/Hopper-v5/medium
-        [--grid arc.policy_noise=0.05,0.1,0.2 arc.temperature=0.3,3] [--episodes 5]
+        [--grid arc.policy_noise=0.1,0.3,0.5 arc.temperature=0.3,3 arc.rollout=mean] [--episodes 5]
         [--updates 15000] [--out runs/bench_offline_tune]
 """
 from __future__ import annotations
@@ -25,19 +25,30 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def parse_grid(items: list[str]) -> list[dict[str, float]]:
+def _value(text: str) -> float | int | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_grid(items: list[str]) -> list[dict[str, float | int | str]]:
+    """``['arc.policy_noise=0.1,0.3', 'arc.rollout=mean']`` -> every combination."""
     axes = []
     for item in items:
         name, _, values = item.partition('=')
-        axes.append([(name, float(v)) for v in values.split(',')])
+        axes.append([(name, _value(v)) for v in values.split(',')])
     return [dict(combo) for combo in itertools.product(*axes)]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--bags', nargs='+', required=True, help='one dataset bag per dataset')
-    parser.add_argument('--grid', nargs='+', default=['arc.policy_noise=0.05,0.1,0.2',
-                                                      'arc.temperature=0.3,3'])
+    parser.add_argument('--grid', nargs='+', default=['arc.policy_noise=0.1,0.3,0.5',
+                                                      'arc.temperature=0.3,3',
+                                                      'arc.rollout=mean'])
     parser.add_argument('--seed', type=int, default=100, help='training seed (not reported)')
     parser.add_argument('--eval-seed-base', type=int, default=1_600_000_000)
     parser.add_argument('--episodes', type=int, default=5)
@@ -77,7 +88,7 @@ def main() -> int:
     for i, setting in enumerate(grid):
         cells = [f"{rows[i]['loop']:.0f} / {rows[i]['base']:.0f}" for rows in results.values()]
         ratio = float(np.mean([rows[i]['ratio'] for rows in results.values()]))
-        label = ', '.join(f'{k.split(".")[1]}={v:g}' for k, v in setting.items())
+        label = ', '.join(f'{k.split(".")[1]}={v}' for k, v in setting.items())
         lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {ratio:.3f} |')
     table = '\n'.join(lines)
     out.mkdir(parents=True, exist_ok=True)
