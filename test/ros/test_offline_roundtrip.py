@@ -85,7 +85,9 @@ def test_record_train_offline_deploy(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     bag = tmp_path / 'random_drive'
-    rclpy.init()
+    # the test's own context must outlive any stray SIGINT (rclpy's handler would shut it down)
+    from rclpy.signals import SignalHandlerOptions
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     observer = EpisodeReturns()
     executor = rclpy.executors.SingleThreadedExecutor()
     executor.add_node(observer.node)
