@@ -87,21 +87,6 @@ class Dataset:
         return len(self.columns['reward'])
 
 
-def evaluate_actor(env: Any, act: Callable[[np.ndarray], np.ndarray], seeds: list[int]
-                   ) -> list[float]:
-    """Returns of one episode per reset seed."""
-    returns = []
-    for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return returns
-
-
 def _sac_config(cfg: LoopConfig, dcfg: DatasetConfig, seed: int) -> LoopConfig:
     return replace(cfg, **{'train.algo': 'sac', 'train.seed': seed,
                            'train.buffer_capacity': max(dcfg.max_steps, 1)})
@@ -115,7 +100,7 @@ def train_to_target(env_id: str, cfg: LoopConfig, dcfg: DatasetConfig, seed: int
     Returns the policy (sharing the learner's networks), every transition collected, and a
     summary (target, reached return, steps, evaluation history).
     """
-    from loop_ros.train import task_of
+    from loop_ros.train import run_episode, task_of
     task = task_of(env_id, warn=False)
     target = dcfg.target_return if dcfg.target_return != 0.0 else task.medium_return
     if target is None:
@@ -154,7 +139,7 @@ def train_to_target(env_id: str, cfg: LoopConfig, dcfg: DatasetConfig, seed: int
                 learner.train()
             if steps % dcfg.eval_every == 0 and steps >= learner.start_steps:
                 seeds = [seed + EVAL_SEED_OFFSET + steps + i for i in range(dcfg.eval_episodes)]
-                returns = evaluate_actor(eval_env, policy.actor_action, seeds)
+                returns = [run_episode(eval_env, policy.actor_action, s)[0] for s in seeds]
                 reached = float(np.mean(returns))
                 history.append({'env_step': steps, 'eval_return': reached,
                                 'wall_s': round(time.perf_counter() - start, 1)})

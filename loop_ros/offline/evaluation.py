@@ -82,22 +82,19 @@ def load_offline_policy(checkpoint: str | Path, overrides: dict[str, Any] | None
 def run_controller(env: Any, act: Callable[[np.ndarray], np.ndarray], seeds: Sequence[int],
                    on_reset: Callable[[], None] | None = None) -> ControllerResult:
     """One episode per reset seed; returns, lengths and per-step decision times."""
+    from loop_ros.train import run_episode
     result = ControllerResult()
+
+    def timed(obs: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        action = act(obs)
+        result.step_ms.append((time.perf_counter() - t0) * 1e3)
+        return action
+
     for seed in seeds:
-        obs, _ = env.reset(seed=int(seed))
-        if on_reset is not None:
-            on_reset()
-        total, length, done = 0.0, 0, False
-        while not done:
-            t0 = time.perf_counter()
-            action = act(obs)
-            result.step_ms.append((time.perf_counter() - t0) * 1e3)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            length += 1
-            done = terminated or truncated
-        result.returns.append(total)
-        result.lengths.append(length)
+        steps_before = len(result.step_ms)
+        result.returns.append(run_episode(env, timed, int(seed), on_reset)[0])
+        result.lengths.append(len(result.step_ms) - steps_before)
     return result
 
 
