@@ -14,7 +14,7 @@ one function per graph mapping resolved arguments to node specs.
 Multi-robot (``robots:=N`` with N > 1): robot ``i`` runs a ``sim_bridge`` and a ``planner`` in
 ``<namespace>/robot<i>``; ONE ``learner`` runs in ``<namespace>``. Fan-in uses plain ROS
 many-to-one topics: every bridge remaps its relative ``transition`` to the shared
-``<namespace>/transition`` (each message names its producer in ``header.frame_id``), and every
+``<namespace>/transition`` (each message names its producer in ``source``), and every
 planner remaps ``policy_update`` to the learner's ``<namespace>/policy_update``. Each robot has
 its own simulated time: its bridge and planner remap ``/clock`` to ``<namespace>/robot<i>/clock``
 (the learner follows robot 0's clock). With one robot nothing is remapped and all nodes share

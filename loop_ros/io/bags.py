@@ -122,7 +122,8 @@ class TransitionData:
         obs, next_obs: (N, O) float32; action: (N, A) float32, normalised to [-1, 1];
         reward, cost: (N,) float32; terminated, truncated: (N,) bool; episode, step, stream,
         stamp_ns: (N,) int64. ``stream`` is the producer index (one per distinct
-        ``header.frame_id`` of a bag, in order of first appearance), ``stamp_ns`` the header
+        ``source`` of a bag, or ``header.frame_id`` where that is empty, in order of first
+        appearance), ``stamp_ns`` the header
         stamp (the time ``next_obs`` was observed).
     """
 
@@ -493,7 +494,8 @@ def _read_one(path: Path, topic: str | None, obs_dim: int | None,
             action.append(a)
             next_obs.append(nxt)
             stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-            stream = streams.setdefault(msg.header.frame_id, len(streams))
+            stream = streams.setdefault(getattr(msg, 'source', '') or msg.header.frame_id,
+                                        len(streams))
             scalars.append((msg.reward, msg.cost, msg.terminated, msg.truncated, msg.episode,
                             msg.step, stream, stamp))
         if not scalars or o_dim is None or a_dim is None:
@@ -565,7 +567,7 @@ def _stamp_fields(stamp_ns: int) -> tuple[int, int]:
 def write_transitions(path: str | os.PathLike[str], data: TransitionData, *,
                       storage: str = 'mcap', topic: str = DEFAULT_TRANSITION_TOPIC,
                       metadata: Mapping[str, str] | None = None,
-                      frame_ids: Sequence[str] | None = None,
+                      sources: Sequence[str] | None = None,
                       overwrite: bool = False) -> Path:
     """Write ``data`` as a rosbag2 bag of ``loop_ros/msg/Transition`` on ``topic``.
 
@@ -574,7 +576,7 @@ def write_transitions(path: str | os.PathLike[str], data: TransitionData, *,
         storage: ``'mcap'`` or ``'sqlite3'``.
         metadata: string values for the bag's ``custom_data`` (``metadata.yaml``); callers
             ``json.dumps`` structured values.
-        frame_ids: ``header.frame_id`` of each stream index (default ``stream<i>``).
+        sources: the ``source`` (producer) of each stream index (default ``stream<i>``).
         overwrite: replace an existing ``path`` (otherwise that is an error).
 
     Each message is logged at its header stamp, made strictly increasing (a stamp that does
@@ -602,9 +604,9 @@ def write_transitions(path: str | os.PathLike[str], data: TransitionData, *,
         raise BagError(f'{path}: metadata keys and values must be strings (json.dumps '
                        f'structured values); not: {bad}')
     n_streams = data.num_streams
-    ids = list(frame_ids) if frame_ids is not None else [f'stream{i}' for i in range(n_streams)]
+    ids = list(sources) if sources is not None else [f'stream{i}' for i in range(n_streams)]
     if len(ids) < n_streams:
-        raise BagError(f'{path}: {len(ids)} frame_ids for {n_streams} streams')
+        raise BagError(f'{path}: {len(ids)} sources for {n_streams} streams')
     if path.exists() and not overwrite:
         raise BagError(f'{path} exists already (remove it, or overwrite it)')
     store = typestore()
@@ -627,8 +629,8 @@ def write_transitions(path: str | os.PathLike[str], data: TransitionData, *,
                     log_ns = max(stamp, log_ns + 1)
                     sec, nsec = _stamp_fields(stamp)
                     msg = Transition(
-                        header=Header(stamp=Time(sec=sec, nanosec=nsec),
-                                      frame_id=ids[int(data.stream[i])]),
+                        header=Header(stamp=Time(sec=sec, nanosec=nsec), frame_id=''),
+                        source=ids[int(data.stream[i])],
                         obs=data.obs[i], action=data.action[i], next_obs=data.next_obs[i],
                         reward=float(data.reward[i]), cost=float(data.cost[i]),
                         terminated=bool(data.terminated[i]), truncated=bool(data.truncated[i]),

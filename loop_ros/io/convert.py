@@ -329,5 +329,5 @@ def convert_bags(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         'loop_ros.stats': json.dumps(stats),
     }
     path = write_transitions(out, data, storage=cfg.storage, topic=topic, metadata=meta,
-                             frame_ids=producers, overwrite=overwrite)
+                             sources=producers, overwrite=overwrite)
     return ConvertResult(path, data, stats, reward)

@@ -2,7 +2,7 @@
 
 * Subscribes to ``transition`` (reliable, depth >= 1000: nothing is dropped silently; a
   malformed transition is rejected with a throttled warning and counted). With several robots
-  the bridges publish on one shared topic; ``header.frame_id`` (the producer) keeps each robot's
+  the bridges publish on one shared topic; ``source`` (the producer) keeps each robot's
   successor chain apart in the replay buffer (SARSA next actions).
 * A training thread does bounded work every ``tick_period_s`` of wall time (``LoopLearner.train``:
   a due model retrain, then at most ``updates_per_tick`` SAC steps). The subscription callback
@@ -49,6 +49,7 @@ from loop_ros.nodes.planner_node import CHECKPOINT_KIND
 from loop_ros.nodes.planner_node import declare_node_parameters
 from loop_ros.nodes.planner_node import env_spec
 from loop_ros.ros import qos
+from loop_ros.ros.conversions import stream_key
 from loop_ros.ros.conversions import transition_from_msg
 from loop_ros.ros.conversions import TransitionArrays
 from loop_ros.ros.params import read_config
@@ -116,7 +117,7 @@ class LearnerNode(Node):
                                       throttle_duration_sec=2.0)
             return
         self._inbox.append((t, self._streams.setdefault(
-            msg.header.frame_id, self._stream_base + len(self._streams))))
+            stream_key(msg), self._stream_base + len(self._streams))))
         self.received += 1
 
     def _train_loop(self) -> None:

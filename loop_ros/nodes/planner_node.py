@@ -386,7 +386,7 @@ class PlannerNode(LifecycleNode):
         if not self._pubs:
             return
         self.action_pub.publish(action_msg(np.clip(action, -1.0, 1.0), ns_to_stamp(stamp_ns),
-                                           self.get_fully_qualified_name()))
+                                           source=self.get_fully_qualified_name()))
 
     def _publish_stats(self, info: Any, compute_ms: float, missed: bool, stamp_ns: int) -> None:
         msg = PlanStats()

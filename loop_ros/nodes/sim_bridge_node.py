@@ -105,7 +105,7 @@ class SimBridgeNode(Node):
         self._raw_high = np.asarray(raw.high, dtype=np.float64)
         pose_fn = getattr(self.env.unwrapped, 'base_pose_twist', None)
         self._pose_fn = pose_fn if (callable(pose_fn) and self.cfg.publish_odometry) else None
-        self.frame_id = self.get_fully_qualified_name()
+        self.source = self.get_fully_qualified_name()
 
         self.clock_pub = self.create_publisher(ClockMsg, graph.CLOCK_TOPIC, qos.CLOCK)
         self.obs_pub = self.create_publisher(Observation, graph.OBSERVATION_TOPIC,
@@ -258,8 +258,8 @@ class SimBridgeNode(Node):
         stamp = ns_to_stamp(self._now_ns())
         try:
             tr = transition_msg(obs, action, next_obs, float(reward), cost, bool(terminated),
-                                bool(truncated), stamp, self.frame_id, self.episodes,
-                                self._step)
+                                bool(truncated), stamp, self.cfg.base_frame_id,
+                                self.episodes, self._step, source=self.source)
         except ValueError as exc:
             self.get_logger().error(f'env produced an invalid step ({exc}): resetting the '
                                     'episode', throttle_duration_sec=WARN_PERIOD_S)
@@ -303,7 +303,7 @@ class SimBridgeNode(Node):
                            episode_return=float(self._ep_return),
                            episode_cost=float(self._ep_cost), safe_actions=self._ep_safe)
         msg.header.stamp = stamp
-        msg.header.frame_id = self.frame_id
+        msg.header.frame_id = self.cfg.base_frame_id
         self._publish(self.stats_pub, msg)
         wall = time.monotonic() - self._wall_start
         latency = (f', action latency {np.mean(self._latency_ns) / 1e6:.1f} ms'

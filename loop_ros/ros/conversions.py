@@ -91,8 +91,9 @@ def observation_from_msg(msg: Observation, obs_dim: int | None = None) -> np.nda
     return check_vector(_msg_vector(msg.data), 'observation', obs_dim)
 
 
-def action_msg(action: Any, stamp: Time, frame_id: str = '') -> Action:
-    """Build an ``Action``; ``stamp`` is the stamp of the observation it answers.
+def action_msg(action: Any, stamp: Time, source: str = '', frame_id: str = '') -> Action:
+    """Build an ``Action``; ``stamp`` is the stamp of the observation it answers, ``source``
+    the sending planner.
 
     Raises ``ValueError`` for non-finite values or values outside [-1, 1].
     """
@@ -102,6 +103,7 @@ def action_msg(action: Any, stamp: Time, frame_id: str = '') -> Action:
     msg = Action()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
+    msg.source = source
     msg.data = float32_array(vec)
     return msg
 
@@ -131,8 +133,9 @@ class TransitionArrays(NamedTuple):
 
 def transition_msg(obs: Any, action: Any, next_obs: Any, reward: float, cost: float,
                    terminated: bool, truncated: bool, stamp: Time, frame_id: str = '',
-                   episode: int = 0, step: int = 0) -> Transition:
-    """Build a ``Transition``; ``stamp`` is the time ``next_obs`` was observed.
+                   episode: int = 0, step: int = 0, source: str = '') -> Transition:
+    """Build a ``Transition``; ``stamp`` is the time ``next_obs`` was observed, ``frame_id``
+    the robot's body frame, ``source`` the producer (the learner's stream key).
 
     Raises ``ValueError`` when ``obs`` and ``next_obs`` differ in length, or a value is not
     finite.
@@ -141,6 +144,7 @@ def transition_msg(obs: Any, action: Any, next_obs: Any, reward: float, cost: fl
     msg = Transition()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
+    msg.source = source
     msg.obs = float32_array(o)
     msg.action = float32_array(check_vector(action, 'transition.action'))
     msg.next_obs = float32_array(check_vector(next_obs, 'transition.next_obs', o.shape[0]))
@@ -151,6 +155,12 @@ def transition_msg(obs: Any, action: Any, next_obs: Any, reward: float, cost: fl
     msg.episode = int(episode)
     msg.step = int(step)
     return msg
+
+
+def stream_key(msg: Any) -> str:
+    """The producer of a Transition: ``source``, or ``header.frame_id`` when a producer leaves
+    ``source`` empty (hand-written publishers, bags converted from other recordings)."""
+    return getattr(msg, 'source', '') or msg.header.frame_id
 
 
 def transition_from_msg(msg: Transition, obs_dim: int | None = None,

@@ -63,7 +63,7 @@ def raw_bag(path: Path, rows: list[dict], topic: str = '/transition',
             fields = dict(header=H(stamp=Time(sec=i, nanosec=0), frame_id='r'),
                           obs=np.zeros(O, np.float32), action=np.zeros(A, np.float32),
                           next_obs=np.zeros(O, np.float32), reward=0.0, cost=0.0,
-                          terminated=False, truncated=False, episode=0, step=i)
+                          terminated=False, truncated=False, episode=0, step=i, source='r')
             fields.update(row)
             w.write(conn, i + 1, store.serialize_cdr(T(**fields), TRANSITION_TYPE))
     return path
@@ -76,7 +76,7 @@ def test_round_trip(tmp_path: Path, storage: str) -> None:
     data = make_data(60, streams=2)
     path = write_transitions(tmp_path / 'bag', data, storage=storage,
                              metadata={'env_id': 'loop_ros/RCCarCircle-v0', 'n': '60'},
-                             frame_ids=['robot0/base_link', 'robot1/base_link'])
+                             sources=["/robot0/sim_bridge", "/robot1/sim_bridge"])
     suffix = '.mcap' if storage == 'mcap' else '.db3'
     assert sorted(p.name for p in path.iterdir()) == ['bag' + suffix, 'metadata.yaml']
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bag']   # no temporary left over
@@ -248,7 +248,7 @@ def test_mismatched_transition_definition(tmp_path: Path) -> None:
         stamp=store.types['builtin_interfaces/msg/Time'](sec=0, nanosec=0), frame_id=''),
         obs=np.zeros(O, np.float32), action=np.zeros(A, np.float32),
         next_obs=np.zeros(O, np.float32), reward=0.0, cost=0.0, terminated=False,
-        truncated=False, episode=0, step=0, extra=1.0)
+        truncated=False, episode=0, step=0, source='', extra=1.0)
     with Writer(tmp_path / 'bag', version=9, storage_plugin=StoragePlugin.MCAP) as w:
         conn = w.add_connection('/transition', TRANSITION_TYPE, typestore=store)
         w.write(conn, 1, store.serialize_cdr(msg, TRANSITION_TYPE))
@@ -351,7 +351,7 @@ def test_sqlite_hot_journal_is_rolled_back(tmp_path: Path) -> None:
             m = T(header=H(stamp=Time(sec=i, nanosec=0), frame_id='r'),
                   obs=np.full(1000, i, np.float32), action=np.zeros(2, np.float32),
                   next_obs=np.zeros(1000, np.float32), reward=0.0, cost=0.0,
-                  terminated=False, truncated=False, episode=0, step=i)
+                  terminated=False, truncated=False, episode=0, step=i, source='r')
             w.write(conn, i + 1, store.serialize_cdr(m, bags.TRANSITION_TYPE))
         for i in range(10):
             put(i)

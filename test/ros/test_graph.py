@@ -241,7 +241,7 @@ def test_launcher_runs_two_bridges() -> None:
         deadline = time.monotonic() + 60.0
         while time.monotonic() < deadline and proc.poll() is None:
             executor.spin_once(timeout_sec=0.1)
-            frames = {m.header.frame_id for m in got['transition']}
+            frames = {m.source for m in got['transition']}
             if (len(frames) == 2 and len(got['transition']) >= 20 and got['obs']
                     and got['clock0'] and got['clock1']):
                 break

@@ -157,7 +157,8 @@ def test_clock_and_transitions(graph) -> None:
     trs = [transition_from_msg(m, 3, 2) for m in probe.transitions]
     stamps = [stamp_to_ns(m.header.stamp) for m in probe.transitions]
     assert all(s % dt_ns == 0 for s in stamps) and np.all(np.diff(stamps) == dt_ns)
-    assert {m.header.frame_id for m in probe.transitions} == {'/sim_bridge'}
+    assert {m.source for m in probe.transitions} == {'/sim_bridge'}
+    assert {m.header.frame_id for m in probe.transitions} == {'base_link'}
     # obs/next_obs chain inside an episode; the episode ends with terminated at its last step
     for prev, cur in zip(trs, trs[1:]):
         if prev.episode == cur.episode:
