@@ -1,6 +1,7 @@
 """Test environment: set before anything imports rclpy or mujoco; child processes inherit it."""
 from __future__ import annotations
 
+import ctypes.util
 import os
 import random
 
@@ -14,6 +15,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(2)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """MUJOCO_GL=egl needs libEGL: without it mujoco fails to import, deep inside PyOpenGL."""
+    if os.environ['MUJOCO_GL'] == 'egl' and ctypes.util.find_library('EGL') is None:
+        raise pytest.UsageError(
+            'MUJOCO_GL=egl (headless MuJoCo rendering) but libEGL is not installed: '
+            'apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri (.ci/run does this as root)')
 
 
 def _devices() -> list[str]:

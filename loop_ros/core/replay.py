@@ -3,7 +3,8 @@
 Stores (obs, action, reward, cost, next_obs, terminated, truncated) as tensors on one device.
 Several robots (``stream`` ids) may feed one buffer; for each transition the buffer remembers
 its successor, the next transition of the same stream, so a sample can carry the action
-actually taken next (``next_action``, LOOP-SARSA in ``docs/loop-algorithm.md`` sec. 1).
+actually taken next (``next_action``, for LOOP-SARSA: ``--algo loop-sarsa`` in
+``docs/algorithm.md``).
 
 Bookkeeping uses global insertion counts: the transition with count c lives in row c % capacity
 and is present while c >= total - size. A transition's successor is stored as the count offset

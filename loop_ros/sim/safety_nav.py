@@ -2,7 +2,8 @@
 
 Native MuJoCo re-implementations of ``Safexp-PointGoal1-v0`` / ``Safexp-CarGoal1-v0`` with the
 observation, action repeat, reward and cost that LOOP's safety wrapper used (spec sec. 6.3),
-for the modern stack (safety-gymnasium does not install next to gymnasium 1.x, machine.md sec. 4).
+for the modern stack: safety-gymnasium 1.0.0 pins gymnasium 0.28.1 and mujoco 2.3.3, so it does
+not install next to gymnasium 1.x (``docs/simulators.md``, "Safety navigation").
 
 Layout (one model per env, built once; resets move bodies and never recompile the XML):
 

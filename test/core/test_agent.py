@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from loop_ros.core.agent import ALGORITHMS, LoopLearner, LoopPolicy, apply_algorithm
+from loop_ros.core.agent import ALGORITHMS, LoopLearner, LoopPolicy
 from loop_ros.core.config import LoopConfig, replace
 from loop_ros.core.tasks import Task
 
@@ -93,18 +93,81 @@ def test_learner_state_round_trip_resumes_exactly():
         assert torch.equal(a, b)
 
 
+# What each preset must do in a 60-step run of the TINY schedule: SAC updates (bursts of 10 at
+# env steps 30, 40, 50 and 60), ensemble fits (at 20, 40 and 60), the planner settings it acts
+# with (None: no planner) and the critic backup (None: no SAC).
+PRESET_RUNS = {
+    'loop': (40, 3, {'optimizer': 'arc', 'value': 'q', 'prior': 'mixture'}, 'sac'),
+    'sac': (40, 0, None, 'sac'),
+    'pets': (0, 3, {'optimizer': 'cem', 'value': 'none', 'num_actor_trajs': 0}, None),
+    'loop-cem': (40, 3, {'optimizer': 'cem', 'value': 'q'}, 'sac'),
+    'loop-sarsa': (40, 3, {'optimizer': 'arc', 'value': 'q'}, 'sarsa'),
+    'loop-offline': (40, 3, {'prior': 'policy', 'value': 'q'}, 'sac'),
+}
+
+
+def test_every_algorithm_has_an_expected_run():
+    assert sorted(PRESET_RUNS) == sorted(ALGORITHMS)
+
+
 @pytest.mark.parametrize('algo', sorted(ALGORITHMS))
-def test_every_algorithm_preset_trains_end_to_end(algo, tmp_path):
+def test_every_algorithm_preset_trains_end_to_end(algo, tmp_path, monkeypatch):
+    """``train()`` with each preset runs the schedule and acts with the preset's planner.
+
+    Spies on the real SAC update, ensemble fit and planner: the number of SAC updates and model
+    fits follows the schedule, the training steps after ``start_steps`` are planned (30, with
+    exploration) unless the preset has no planner, the evaluation episode is acted by the
+    planner step by step (one plan per env step: its return + 1 on InvertedPendulum, where the
+    terminal step pays 0), and the planner and critic run with the preset's settings.
+    """
+    from loop_ros.core import agent as agent_module
+    from loop_ros.core.arc import ArcPlanner
+    from loop_ros.core.ensemble import ProbabilisticEnsemble
     from loop_ros.train import train
+
+    calls = {'sac_update': 0, 'fit': 0, 'plan_explore': 0, 'plan_eval': 0}
+    planners, backups = set(), set()
+    real_update, real_fit, real_plan = (agent_module.SacAgent.update, ProbabilisticEnsemble.fit,
+                                        ArcPlanner.plan)
+
+    def update(self, batch):
+        calls['sac_update'] += 1
+        backups.add(self.cfg.backup)
+        return real_update(self, batch)
+
+    def fit(self, *args, **kwargs):
+        calls['fit'] += 1
+        return real_fit(self, *args, **kwargs)
+
+    def plan(self, obs, explore=False):
+        calls['plan_explore' if explore else 'plan_eval'] += 1
+        planners.add(self)
+        return real_plan(self, obs, explore=explore)
+
+    monkeypatch.setattr(agent_module.SacAgent, 'update', update)
+    monkeypatch.setattr(ProbabilisticEnsemble, 'fit', fit)
+    monkeypatch.setattr(ArcPlanner, 'plan', plan)
     cfg = tiny(**{'train.algo': algo, 'train.total_steps': 60, 'train.eval_every': 0,
                   'train.eval_episodes': 1, 'train.actor_eval_episodes': 1})
     result = train('InvertedPendulum-v5', cfg, tmp_path, progress=False, log=lambda s: None)
-    applied = apply_algorithm(cfg)
-    if algo == 'sac':
-        assert np.isnan(result.final_eval.planner_return)
+
+    sac_updates, fits, arc, backup = PRESET_RUNS[algo]
+    assert (calls['sac_update'], calls['fit']) == (sac_updates, fits)
+    assert backups == ({backup} if backup else set())
+    final = result.final_eval
+    if arc is None:
+        assert calls['plan_explore'] == calls['plan_eval'] == 0 and not planners
+        assert np.isnan(final.planner_return) and final.planner_returns == []
     else:
-        assert result.final_eval.planner_return > 0
-    if algo == 'pets':
-        assert applied.arc.value == 'none' and np.isnan(result.final_eval.actor_return)
+        (planner,) = planners
+        assert {k: getattr(planner.cfg, k) for k in arc} == arc
+        assert (planner.actor is None) == (algo == 'pets')
+        assert calls['plan_explore'] == 30   # env steps 30..59; before them, random actions
+        assert len(final.planner_returns) == 1
+        assert calls['plan_eval'] - final.planner_returns[0] in (0, 1)
+    if backup is None:
+        assert np.isnan(final.actor_return) and final.actor_returns == []
+    else:
+        assert len(final.actor_returns) == 1 and final.actor_returns[0] >= 0
     for name in ('metrics.csv', 'episodes.csv', 'learning_curve.png', 'final.pt', 'config.json'):
         assert (tmp_path / name).stat().st_size > 0

@@ -73,15 +73,52 @@ def test_critic_loss_decreases_and_alpha_moves_towards_target(device):
     assert agent.target_entropy == -2.0
 
 
-def test_actor_step_leaves_critic_untouched(device):
+def test_update_keeps_actor_gradients_out_of_the_critic(device):
+    """Inside ``update()`` the actor loss writes no critic gradient and moves no critic weight.
+
+    Spies on the real optimisers of one ``update()``: when the actor optimiser steps, the critic's
+    gradients must still be exactly those of the critic loss (the actor loss's backward pass
+    must not reach them), and the critic's weights after the whole update must be exactly one
+    critic-optimiser step on the critic loss alone, computed on a copy of the agent.
+    """
     agent = SacAgent(3, 2, SacConfig(hidden_sizes=(32, 32)), device)
     batch = _batch(device)
-    agent.critic_optim.zero_grad()
-    loss, _ = agent.actor_loss(batch)
-    agent.critic.requires_grad_(False)
+    for _ in range(3):   # non-zero Adam moments, a trained-looking critic
+        agent.update(batch)
+
+    expected = copy.deepcopy(agent)
+    torch.manual_seed(1)   # critic_loss samples next actions: the same draws in both
+    loss = expected.critic_loss(batch)
+    expected.critic_optim.zero_grad(set_to_none=True)
     loss.backward()
-    agent.critic.requires_grad_(True)
-    assert all(p.grad is None for p in agent.critic.parameters())
+    expected.critic_optim.step()
+
+    seen: dict[str, list] = {}
+    real_critic_step, real_actor_step = agent.critic_optim.step, agent.actor_optim.step
+
+    def critic_step(*args, **kwargs):
+        seen['critic_grads'] = [p.grad.clone() for p in agent.critic.parameters()]
+        return real_critic_step(*args, **kwargs)
+
+    def actor_step(*args, **kwargs):
+        seen['grads_at_actor_step'] = [None if p.grad is None else p.grad.clone()
+                                       for p in agent.critic.parameters()]
+        seen['actor_grads'] = [p.grad.clone() for p in agent.actor.parameters()]
+        return real_actor_step(*args, **kwargs)
+
+    agent.critic_optim.step, agent.actor_optim.step = critic_step, actor_step
+    torch.manual_seed(1)
+    agent.update(batch)
+
+    assert 'grads_at_actor_step' in seen, 'update() never stepped the actor optimiser'
+    leaked = [i for i, (at_actor, from_critic) in enumerate(
+        zip(seen['grads_at_actor_step'], seen['critic_grads']))
+        if at_actor is None or not torch.equal(at_actor, from_critic)]
+    assert not leaked, f'the actor loss changed the gradients of critic parameters {leaked}'
+    assert any(g.abs().sum() > 0 for g in seen['actor_grads'])   # the actor did get gradients
+    for got, want in zip(agent.critic.parameters(), expected.critic.parameters()):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert all(p.requires_grad for p in agent.critic.parameters())   # trainable again after
 
 
 def test_sarsa_backup_uses_the_buffer_action(device):

@@ -102,14 +102,6 @@ class Probe(Node):
 
 
 @pytest.fixture
-def context():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.shutdown(context=ctx)
-
-
-@pytest.fixture
 def graph(context):
     """Factory: (bridge, probe, spin_until) with the given bridge parameters."""
     made: list[tuple[SimBridgeNode, Probe, SingleThreadedExecutor]] = []
