@@ -13,6 +13,7 @@ the new checkpoint, never a partial one, even across a crash.
 """
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import sys
@@ -74,7 +75,8 @@ def _first_line(exc: BaseException) -> str:
     return f'{type(exc).__name__}: {text[0] if text else ""}'
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort where directories cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # e.g. platforms that cannot open directories
@@ -124,7 +126,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any], kind:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
     return path
 
 
@@ -152,33 +154,57 @@ def load_checkpoint(path: str | os.PathLike[str], kind: str | None = None,
         raise CheckpointError(f'checkpoint {path} does not exist')
     if not path.is_file():
         raise CheckpointError(f'checkpoint {path} is not a regular file')
+    return _load(path, f'checkpoint {path}', kind, map_location, with_meta)
+
+
+def load_checkpoint_bytes(data: bytes, kind: str | None = None, name: str = 'checkpoint bytes',
+                          map_location: str | torch.device | None = 'cpu',
+                          with_meta: bool = False) -> dict[str, Any]:
+    """:func:`load_checkpoint` of a file's content received in memory (e.g. over a topic).
+
+    ``name`` says where the bytes came from in errors. Same checks, same errors.
+    """
+    if not data:
+        raise CheckpointError(f'{name} is empty')
+    return _load(io.BytesIO(bytes(data)), name, kind, map_location, with_meta)
+
+
+def checkpoint_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The content of a checkpoint file (what :func:`load_checkpoint_bytes` reads)."""
+    return Path(path).read_bytes()
+
+
+def _load(source: Path | io.BytesIO, name: str, kind: str | None,
+          map_location: str | torch.device | None, with_meta: bool) -> dict[str, Any]:
     try:
-        wrapped = torch.load(path, map_location=map_location, weights_only=True)
+        wrapped = torch.load(source, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         refused = 'weights only' in str(exc).lower() or 'weights_only' in str(exc).lower()
-        if refused and zipfile.is_zipfile(path):  # a complete file with disallowed objects
-            raise CheckpointError(f'checkpoint {path} holds objects that weights_only loading '
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        if refused and zipfile.is_zipfile(source):  # a complete file with disallowed objects
+            raise CheckpointError(f'{name} holds objects that weights_only loading '
                                   f'refuses (not written by loop_ros?): {_first_line(exc)}'
                                   ) from exc
-        raise CheckpointError(f'checkpoint {path} is truncated or corrupt: not a complete torch '
+        raise CheckpointError(f'{name} is truncated or corrupt: not a complete torch '
                               f'zip archive ({_first_line(exc)})') from exc
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError,
             AttributeError, IndexError, TypeError) as exc:
-        raise CheckpointError(f'checkpoint {path} is truncated or corrupt: '
+        raise CheckpointError(f'{name} is truncated or corrupt: '
                               f'{_first_line(exc)}') from exc
     if not isinstance(wrapped, dict) or any(k not in wrapped for k in _WRAPPER_KEYS):
-        raise CheckpointError(f'checkpoint {path} is not a loop_ros checkpoint (expected a dict '
+        raise CheckpointError(f'{name} is not a loop_ros checkpoint (expected a dict '
                               f'with keys {list(_WRAPPER_KEYS)})')
     version = wrapped['format_version']
     if version != FORMAT_VERSION:
-        raise CheckpointError(f'checkpoint {path} has format version {version!r}, but this '
+        raise CheckpointError(f'{name} has format version {version!r}, but this '
                               f'loop_ros ({_loop_ros_version()}) reads version {FORMAT_VERSION} '
                               f'(written by loop_ros {wrapped["loop_ros_version"]})')
     if kind is not None and wrapped['kind'] != kind:
-        raise CheckpointError(f'checkpoint {path} is a {wrapped["kind"]!r} checkpoint, '
+        raise CheckpointError(f'{name} is a {wrapped["kind"]!r} checkpoint, '
                               f'expected {kind!r}')
     if not isinstance(wrapped['payload'], dict):
-        raise CheckpointError(f'checkpoint {path} has a payload of type '
+        raise CheckpointError(f'{name} has a payload of type '
                               f'{type(wrapped["payload"]).__name__}, expected a dict')
     return wrapped if with_meta else wrapped['payload']
 
