@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import time
 
 import pytest
 
@@ -23,14 +24,6 @@ from loop_ros.core.node_config import SimBridgeConfig  # noqa: E402
 from loop_ros.ros import params  # noqa: E402
 
 pytestmark = pytest.mark.ros
-
-
-@pytest.fixture
-def context():
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    yield ctx
-    rclpy.shutdown(context=ctx)
 
 
 def make_node(context, overrides: dict | None = None, name: str = 'planner') -> Node:
@@ -188,3 +181,211 @@ def test_task_presets_are_defaults_and_overrides_win(context) -> None:
             assert params.read_config(node, LoopConfig).arc.horizon == horizon, overrides
             assert node.get_parameter('arc.horizon').value == horizon
             node.destroy_node()
+
+
+# --- parameters set at run time on the real nodes --------------------------------------------
+
+TINY_LOOP = {'sac.hidden_sizes': [16, 16], 'ensemble.num_members': 3, 'ensemble.num_elites': 2,
+             'ensemble.hidden_size': 16, 'ensemble.num_layers': 2, 'arc.num_samples': 8,
+             'arc.num_particles': 1, 'arc.num_iterations': 1, 'arc.num_actor_trajs': 1,
+             'train.device': 'cpu'}
+
+
+def overrides(values: dict) -> list[Parameter]:
+    return [Parameter(k, value=v) for k, v in values.items()]
+
+
+def refused(node: Node, name: str, value) -> str:
+    result = node.set_parameters([Parameter(name, value=value)])[0]
+    assert not result.successful, f'{name}={value!r} was accepted'
+    assert name in result.reason
+    return result.reason
+
+
+def test_static_and_unused_parameters_say_why(context) -> None:
+    """Static: 'restart the node'; dynamic but not used by this node: read-only here, and why."""
+    from loop_ros.core.live_config import live_parameters
+    from loop_ros.nodes.planner_node import declare_node_parameters
+    planner = Node('planner', context=context)
+    declare_node_parameters(planner, 'planner')
+    learner = Node('learner', context=context)
+    declare_node_parameters(learner, 'learner')
+    for node in (planner, learner):
+        reason = refused(node, 'arc.horizon', 4)
+        assert 'static' in reason and 'restart the node' in reason
+        assert node.describe_parameter('arc.horizon').read_only
+        assert 'restart the node' in node.describe_parameter('arc.horizon').additional_constraints
+    reason = refused(planner, 'sac.lr', 0.01)     # the planner trains nothing
+    assert 'does not use it while running' in reason
+    assert refused(learner, 'arc.temperature', 2.0)   # the learner does not plan
+    assert 'read-only at run time on this node' in \
+        learner.describe_parameter('arc.temperature').additional_constraints
+    # what each node applies is exactly what is writable
+    for name, node in (('planner', planner), ('learner', learner)):
+        writable = {n for n in node._parameters if n != 'use_sim_time'
+                    and not node.describe_parameter(n).read_only}
+        assert writable == set(live_parameters(name)), name
+    # read-only on the node, but never for the parameter files: overrides still apply
+    node = Node('learner', context=context,
+                parameter_overrides=overrides({'arc.temperature': 3.0}))
+    declare_node_parameters(node, 'learner')
+    assert node.get_parameter('arc.temperature').value == 3.0
+    for n in (planner, learner, node):
+        n.destroy_node()
+
+
+def test_planner_applies_parameters_at_the_next_tick(context, tmp_path) -> None:
+    from loop_ros.msg import Observation
+    from loop_ros.nodes.planner_node import PlannerNode
+    from rclpy.lifecycle import TransitionCallbackReturn
+    node = PlannerNode(context=context, parameter_overrides=overrides({
+        **TINY_LOOP, 'env_id': 'loop_ros/RCCarCircle-v0', 'control_rate_hz': 1.0,
+        'deadline_fraction': 1.0, 'observation_timeout_s': 60.0, 'autostart': False,
+        'checkpoint_dir': str(tmp_path)}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        node._explore = False
+
+        def tick() -> None:
+            msg = Observation(data=[0.05] * node.obs_dim, episode=0, step=1)
+            msg.header.stamp = node.get_clock().now().to_msg()
+            node._on_observation(msg)
+            node._on_tick()
+            if node._plan_future is not None:
+                node._plan_future.result(timeout=60.0)   # let a late plan finish
+
+        tick()
+        assert node.deadline_misses == 0            # 1 s to plan a tiny ARC
+        result = node.set_parameters_atomically([
+            Parameter('deadline_fraction', value=0.01),      # 10 ms
+            Parameter('arc.num_iterations', value=40), Parameter('arc.num_samples', value=400),
+            Parameter('arc.temperature', value=5)])           # an int for a float: coerced
+        assert result.successful, result.reason
+        assert node.cfg.deadline_fraction == 1.0   # staged: applied at the next tick
+        tick()
+        assert node.cfg.deadline_fraction == 0.01
+        arc = node.policy.planner.cfg
+        assert (arc.num_iterations, arc.num_samples, arc.temperature) == (40, 400, 5.0)
+        assert node.deadline_misses == 1            # 40 x 400 candidates do not fit in 10 ms
+        assert node.policy.planner._last[0].shape[0] == 400 + 1
+
+        assert node.set_parameters([Parameter('deadline_fraction', value=1.0),
+                                    Parameter('arc.num_iterations', value=1)])[-1].successful
+        tick()
+        assert node.deadline_misses == 1            # back within the deadline
+        stale = node.stale_observations
+        assert node.set_parameters([Parameter('observation_timeout_s', value=0.0)])[0].successful
+        time.sleep(0.01)
+        node._on_tick()                             # the observation of the last tick is stale
+        assert node.stale_observations == stale + 1
+        # refused, with the reason; nothing staged
+        assert 'static' in refused(node, 'control_rate_hz', 5.0)
+        assert 'static' in refused(node, 'checkpoint_dir', 'elsewhere')
+        assert 'range' in refused(node, 'deadline_fraction', 0.0)   # rclpy: out of range
+        assert not node.extras.live.pending
+    finally:
+        node.close()
+        node.destroy_node()
+
+
+def test_planner_refuses_what_its_planner_cannot_serve(context, tmp_path) -> None:
+    """Checked against the live policy: train.algo presets and parts the planner lacks."""
+    from loop_ros.nodes.planner_node import PlannerNode
+    from rclpy.lifecycle import TransitionCallbackReturn
+    node = PlannerNode(context=context, parameter_overrides=overrides({
+        **TINY_LOOP, 'env_id': 'loop_ros/RCCarCircle-v0', 'autostart': False,
+        'train.algo': 'pets', 'checkpoint_dir': str(tmp_path)}))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        reason = refused(node, 'arc.optimizer', 'arc')
+        assert "arc.optimizer is fixed to 'cem' by train.algo 'pets'" in reason
+        assert "fixed to 'none'" in refused(node, 'arc.value', 'q')
+        assert node.set_parameters([Parameter('arc.temperature', value=2.0)])[0].successful
+        assert node.get_parameter('arc.optimizer').value == 'arc'   # the file value, unchanged
+    finally:
+        node.close()
+        node.destroy_node()
+
+
+def test_learner_applies_parameters_between_training_slices(context, tmp_path) -> None:
+    import numpy as np
+    from loop_ros.nodes.learner_node import LearnerNode
+    node = LearnerNode(context=context, parameter_overrides=overrides({
+        **TINY_LOOP, 'env_id': 'loop_ros/RCCarCircle-v0', 'updates_per_tick': 0,
+        'checkpoint_dir': str(tmp_path / 'ckpt'), 'train.start_steps': 0,
+        'train.sac_update_every': 1, 'train.model_train_every': 100000, 'sac.batch_size': 8}))
+    try:
+        node._stop.set()                 # drive the training slices by hand
+        node._trainer.join(timeout=30.0)
+        learner = node.learner
+        obs_dim, act_dim = learner.obs_dim, learner.act_dim
+
+        def add(n: int) -> None:
+            for _ in range(n):
+                learner.add(np.zeros(obs_dim), np.zeros(act_dim), 0.0, 0.0, np.zeros(obs_dim),
+                            False, False)
+
+        add(20)
+        node._tick()
+        assert learner.sac.num_updates == 0 and learner.pending_sac_updates == 20   # paused
+        result = node.set_parameters_atomically([
+            Parameter('updates_per_tick', value=7), Parameter('sac.lr', value=0.005),
+            Parameter('train.updates_per_step', value=2.0),
+            Parameter('checkpoint_every_steps', value=5)])
+        assert result.successful, result.reason
+        assert node.cfg.updates_per_tick == 0       # staged until the next slice
+        node._tick()
+        assert learner.sac.num_updates == 7 and learner.pending_sac_updates == 13
+        assert {g['lr'] for g in learner.sac.actor_optim.param_groups} == {0.005}
+        assert node.version == 1                    # 20 transitions >= checkpoint_every_steps 5
+        add(1)
+        assert learner.pending_sac_updates == 13 + 2   # updates_per_step 2
+        assert 'does not use it while running' in refused(node, 'arc.temperature', 2.0)
+        assert 'static' in refused(node, 'tick_period_s', 0.5)
+        assert 'static' in refused(node, 'sac.hidden_sizes', [8, 8])
+        assert 'range' in refused(node, 'updates_per_tick', -1)
+        node._tick()
+        assert learner.sac.num_updates == 14        # 7 per slice, as set
+    finally:
+        node.close()
+        node.destroy_node()
+
+
+def test_recorder_refuses_every_parameter_with_a_reason(context, tmp_path) -> None:
+    from loop_ros.core.node_config import RecorderNodeConfig
+    from loop_ros.nodes.recorder_node import RecorderNode
+    node = RecorderNode(context=context, parameter_overrides=overrides(
+        {'output': str(tmp_path / 'bag'), 'all_transitions': False}))
+    try:
+        for name, value in [('output', str(tmp_path / 'other')), ('storage', 'mcap'),
+                            ('topics', ['x']), ('all_transitions', True),
+                            ('flush_period_s', 2.0), ('discovery_period_s', 2.0),
+                            ('max_duration_s', 5.0)]:
+            reason = refused(node, name, value)
+            assert 'static' in reason and 'restart the node' in reason
+        assert {n for n, _ in params.iter_parameters(RecorderNodeConfig)} == {
+            'output', 'storage', 'topics', 'all_transitions', 'flush_period_s',
+            'discovery_period_s', 'max_duration_s'}
+        assert node.cfg.flush_period_s == 1.0
+    finally:
+        node.close()
+        node.destroy_node()
+
+
+def test_sim_bridge_applies_dynamic_and_refuses_static(context) -> None:
+    from loop_ros.nodes.sim_bridge_node import SimBridgeNode
+    node = SimBridgeNode(context=context, parameter_overrides=overrides(
+        {'env_id': 'loop_ros/RCCarCircle-v0', 'wait_for_subscriber_s': 0.0}))
+    try:
+        period = node._timer.timer_period_ns
+        assert node.set_parameters([Parameter('real_time_factor', value=2.0)])[0].successful
+        assert node.cfg.real_time_factor == 2.0
+        assert node._timer.timer_period_ns == pytest.approx(period / 2, rel=1e-6)
+        assert node.set_parameters([Parameter('safe_action_mode', value='hold')])[0].successful
+        assert node.cfg.safe_action_mode == 'hold'
+        assert 'static' in refused(node, 'env_id', 'InvertedPendulum-v5')
+        assert 'static' in refused(node, 'seed', 3)
+    finally:
+        node.close()
+        node.destroy_node()
