@@ -15,22 +15,31 @@ Multi-robot (``robots:=N`` with N > 1): robot ``i`` runs a ``sim_bridge`` and a 
 ``<namespace>/robot<i>``; ONE ``learner`` runs in ``<namespace>``. Fan-in uses plain ROS
 many-to-one topics: every bridge remaps its relative ``transition`` to the shared
 ``<namespace>/transition`` (each message names its producer in ``source``), and every
-planner remaps ``policy_update`` to the learner's ``<namespace>/policy_update``. Each robot has
-its own simulated time: its bridge and planner remap ``/clock`` to ``<namespace>/robot<i>/clock``
-(the learner follows robot 0's clock). With one robot nothing is remapped and all nodes share
-``<namespace>`` and ``/clock``.
+planner remaps ``policy_update`` and ``policy_weights`` to the learner's ``<namespace>/...``.
+Each robot has its own simulated time: its bridge and planner remap ``/clock`` to
+``<namespace>/robot<i>/clock`` (the learner follows robot 0's clock). With one robot nothing
+is remapped and all nodes share ``<namespace>`` and ``/clock``.
 
 Recording (``record:=PATH``): a ``recorder`` node in ``<namespace>`` (robot 0's clock, like the
 learner) writes the shared ``transition`` topic, and any other Transition topic, to a new
 rosbag2 bag at PATH (``loop_ros.nodes.recorder_node``, ``docs/bags.md``).
+
+The ``robot`` graph drives a real base: a ``robot_adapter`` (``loop_ros.nodes.robot_adapter_node``)
+takes the sim bridge's place, its ``odom`` and ``cmd_vel`` remapped to the base driver's topics
+(``odom_topic:=``, ``cmd_topic:=``); planner and learner are the same nodes, on the wall clock
+(``use_sim_time`` false) and the robot task of ``task:=`` (``docs/integration.md``).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from dataclasses import field
 import os
 import re
 from typing import Any, Callable, Mapping
+
+from loop_ros.core.node_config import DEFAULT_ROBOT_TASK
+from loop_ros.core.node_config import PLANNER_MODES
 
 PACKAGE = 'loop_ros'
 
@@ -39,26 +48,40 @@ OBSERVATION_TOPIC = 'observation'      # loop_ros/Observation, bridge -> planner
 ACTION_TOPIC = 'action'                # loop_ros/Action, planner -> bridge
 TRANSITION_TOPIC = 'transition'        # loop_ros/Transition, bridge(s) -> learner
 POLICY_UPDATE_TOPIC = 'policy_update'  # loop_ros/PolicyUpdate, learner -> planner(s), latched
+POLICY_WEIGHTS_TOPIC = 'policy_weights'  # loop_ros/PolicyWeights, learner -> planner(s), latched
 EPISODE_STATS_TOPIC = 'episode_stats'  # loop_ros/EpisodeStats, bridge -> anyone
 ODOM_TOPIC = 'odom'                    # nav_msgs/Odometry, bridge -> anyone
 PLAN_STATS_TOPIC = '~/plan_stats'      # loop_ros/PlanStats, planner diagnostics
 PLAN_PATH_TOPIC = '~/plan'             # nav_msgs/Path, planner (publish_path)
+PLAN_MARKERS_TOPIC = '~/plan_markers'  # visualization_msgs/MarkerArray, planner (publish_markers)
 TRAIN_STATS_TOPIC = '~/train_stats'    # learner diagnostics
 CLOCK_TOPIC = '/clock'                 # rosgraph_msgs/Clock, bridge -> all (absolute)
 
 NODE_NAMES = ('sim_bridge', 'planner', 'learner')
+ROBOT_NODE_NAMES = ('robot_adapter', 'planner', 'learner')
+"""The nodes of the ``robot`` graph: a real base behind the robot adapter instead of a sim."""
+CMD_VEL_TOPIC = 'cmd_vel'              # geometry_msgs/TwistStamped | Twist, robot_adapter -> base
 EXECUTABLES: dict[str, str] = {
     'sim_bridge_node': 'loop_ros.nodes.sim_bridge_node',
     'planner_node': 'loop_ros.nodes.planner_node',
     'learner_node': 'loop_ros.nodes.learner_node',
     'recorder_node': 'loop_ros.nodes.recorder_node',
+    'robot_adapter_node': 'loop_ros.nodes.robot_adapter_node',
 }
 """Executable name (``lib/loop_ros/<exe>``, ``[project.scripts]``) -> Python module with main()."""
 NODE_EXECUTABLES = {'sim_bridge': 'sim_bridge_node', 'planner': 'planner_node',
-                    'learner': 'learner_node', 'recorder': 'recorder_node'}
+                    'learner': 'learner_node', 'recorder': 'recorder_node',
+                    'robot_adapter': 'robot_adapter_node'}
 """Node name -> executable; the ``recorder`` runs only with ``record:=PATH``."""
 
 LOG_LEVELS = ('debug', 'info', 'warn', 'error', 'fatal')
+DISCOVERY_ENV = 'ROS_AUTOMATIC_DISCOVERY_RANGE'
+DISCOVERY_RANGES = {'localhost': 'LOCALHOST', 'subnet': 'SUBNET',
+                    'system_default': 'SYSTEM_DEFAULT', 'off': 'OFF'}
+"""``discovery_range:=`` -> ``ROS_AUTOMATIC_DISCOVERY_RANGE`` of every node. ``localhost`` (the
+default) keeps DDS discovery on this machine; ``subnet`` lets a planner on the robot and a learner
+on a workstation find each other (docs/integration.md); ``ROS_STATIC_PEERS`` and
+``ROS_DOMAIN_ID`` pass through from the launching shell."""
 MAX_ROBOTS = 64
 _TRUE = ('true', '1', 'yes', 'on')
 _FALSE = ('false', '0', 'no', 'off')
@@ -106,6 +129,8 @@ class LaunchArgument:
     choices: tuple[str, ...] = ()
     low: float | None = None
     high: float | None = None
+    node_names: tuple[str, ...] = NODE_NAMES
+    """For kind 'nodes': the graph's node names ('all' = these)."""
 
     def parse(self, text: str) -> Any:
         """The typed value of ``text``; raises GraphError with the argument's name."""
@@ -118,7 +143,7 @@ class LaunchArgument:
             if self.kind == 'namespace':
                 return normalize_namespace(text)
             if self.kind == 'nodes':
-                return _parse_nodes(text)
+                return _parse_nodes(text, self.node_names)
             if self.kind in ('int', 'float'):
                 value: float = int(text) if self.kind == 'int' else float(text)
                 if value != value or value in (float('inf'), float('-inf')):
@@ -133,13 +158,13 @@ class LaunchArgument:
             raise GraphError(f'launch argument {self.name}:={text!r}: {exc}') from None
 
 
-def _parse_nodes(text: str) -> tuple[str, ...]:
+def _parse_nodes(text: str, known: tuple[str, ...] = NODE_NAMES) -> tuple[str, ...]:
     if text.strip() == 'all':
-        return NODE_NAMES
+        return known
     names = tuple(n.strip() for n in text.split(',') if n.strip())
-    unknown = [n for n in names if n not in NODE_NAMES]
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise ValueError(f"expected 'all' or a comma-separated subset of {list(NODE_NAMES)}, "
+        raise ValueError(f"expected 'all' or a comma-separated subset of {list(known)}, "
                          f'got {text!r}')
     return names
 
@@ -161,6 +186,8 @@ class NodeSpec:
     respawn_delay_s: float = 2.0
     log_level: str = 'info'
     package: str = PACKAGE
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variables of the node's process (launch: ``additional_env``)."""
 
     @property
     def module(self) -> str:
@@ -221,7 +248,35 @@ class GraphDescription:
             share_dir: the package share directory (``<prefix>/share/loop_ros`` or the source
                 tree), where ``config/`` lives.
         """
-        return self.build(self, self.resolve(given), share_dir)
+        args = self.resolve(given)
+        specs = self.build(self, args, share_dir)
+        if 'discovery_range' in args:
+            env = {DISCOVERY_ENV: DISCOVERY_RANGES[args['discovery_range']]}
+            specs = [dataclasses.replace(s, env={**s.env, **env}) for s in specs]
+        if args.get('respawn'):   # restarted after a crash; the graph no longer stops for them
+            specs = [dataclasses.replace(s, respawn=True, required=False)
+                     if s.name in RESPAWN_NODES else s for s in specs]
+        return specs
+
+
+RESPAWN_NODES = ('sim_bridge', 'robot_adapter', 'planner', 'learner')
+"""Nodes that ``respawn:=true`` restarts after they exit (``NodeSpec.respawn_delay_s`` later);
+they are then not ``required``: their exit no longer shuts the graph down."""
+
+
+def respawn_argument() -> LaunchArgument:
+    """``respawn``: restart the bridge or adapter, planner and learner when they exit."""
+    return LaunchArgument('respawn', 'false', 'restart sim_bridge or robot_adapter, planner and '
+                          'learner when they exit (after respawn_delay_s; they are then not '
+                          'required: their exit no longer stops the graph)', kind='bool')
+
+
+def discovery_argument() -> LaunchArgument:
+    """``discovery_range``: how far DDS discovery reaches (every graph declares it)."""
+    return LaunchArgument('discovery_range', 'localhost', 'ROS_AUTOMATIC_DISCOVERY_RANGE of '
+                          "the nodes: 'localhost' keeps the graph on this machine, 'subnet' "
+                          'finds nodes on other machines of the network (a planner on the '
+                          'robot, a learner on a workstation)', choices=tuple(DISCOVERY_RANGES))
 
 
 def _common_arguments(env_default: str, env_choices: tuple[str, ...], env_help: str
@@ -242,18 +297,47 @@ def _common_arguments(env_default: str, env_choices: tuple[str, ...], env_help: 
                        high=2**31 - 1 - MAX_ROBOTS),
         LaunchArgument('real_time_factor', '1.0', 'sim seconds per wall second (1 = real '
                        'time, 0 = as fast as possible)', kind='float', low=0.0, high=1000.0),
-        LaunchArgument('autostart', 'true', 'configure and activate the planner(s) on start',
+        *_planner_learner_arguments(NODE_NAMES),
+    )
+
+
+def _planner_learner_arguments(node_names: tuple[str, ...]) -> tuple[LaunchArgument, ...]:
+    """The arguments of every graph with planner(s) and a learner (sim and robot alike)."""
+    return (
+        LaunchArgument('autostart', 'true', 'configure and activate the planner(s) on start '
+                       '(false: ros2 lifecycle set <ns>/planner configure, then activate)',
                        kind='bool'),
-        LaunchArgument('checkpoint_dir', '', 'checkpoint directory of learner and planners '
+        LaunchArgument('checkpoint_dir', '', 'checkpoint directory of learner and planner(s) '
                        "('' = the params file's checkpoint_dir)"),
         LaunchArgument('checkpoint', '', "checkpoint file the planner(s) act on (e.g. "
                        "train-offline's final.pt; '' = the newest in checkpoint_dir)"),
+        LaunchArgument('mode', 'learn', "planner mode: 'learn' (weights from the learner as it "
+                       "trains) or 'deploy' (act on checkpoint, or the newest in checkpoint_dir,"
+                       ' with the plan mean, never explore; no learner is started)',
+                       choices=PLANNER_MODES),
         LaunchArgument('log_level', 'info', 'log level of all nodes', choices=LOG_LEVELS),
+        discovery_argument(),
+        respawn_argument(),
         LaunchArgument('nodes', 'all', "nodes to start: 'all' or a comma-separated subset of "
-                       'sim_bridge,planner,learner', kind='nodes'),
+                       + ','.join(node_names), kind='nodes', node_names=node_names),
         LaunchArgument('record', '', "record the graph's Transition topic to this new rosbag2 "
                        "bag while it runs (a recorder node; '' = no recording; docs/bags.md)"),
     )
+
+
+def _wanted_nodes(args: Mapping[str, Any]) -> set[str]:
+    """The ``nodes:=`` selection; ``mode:=deploy`` starts no learner (the planner learns
+    nothing)."""
+    wanted = set(args['nodes'])
+    if args['mode'] == 'deploy':
+        wanted.discard('learner')
+    return wanted
+
+
+def _planner_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
+    """Launch arguments that become planner parameters (autostart, mode, checkpoint)."""
+    return {'autostart': args['autostart'], 'mode': args['mode'],
+            **({'checkpoint': args['checkpoint']} if args['checkpoint'] else {})}
 
 
 def _build_loop_graph(graph: GraphDescription, args: Mapping[str, Any], share_dir: str
@@ -266,7 +350,7 @@ def _build_loop_graph(graph: GraphDescription, args: Mapping[str, Any], share_di
     seed = int(args['seed'])
     common: dict[str, Any] = {'use_sim_time': args['use_sim_time'], 'env_id': args['env']}
     ckpt = {'checkpoint_dir': args['checkpoint_dir']} if args['checkpoint_dir'] else {}
-    wanted = set(args['nodes'])
+    wanted = _wanted_nodes(args)
     level = args['log_level']
     specs: list[NodeSpec] = []
     if 'learner' in wanted:
@@ -291,21 +375,87 @@ def _build_loop_graph(graph: GraphDescription, args: Mapping[str, Any], share_di
                             'real_time_factor': float(args['real_time_factor']), **frames}))
         if 'planner' in wanted:
             remaps = clock_remap + (
-                ((POLICY_UPDATE_TOPIC, join_namespace(ns, POLICY_UPDATE_TOPIC)),)
+                ((POLICY_UPDATE_TOPIC, join_namespace(ns, POLICY_UPDATE_TOPIC)),
+                 (POLICY_WEIGHTS_TOPIC, join_namespace(ns, POLICY_WEIGHTS_TOPIC)))
                 if multi else ())
             specs.append(NodeSpec(
                 name='planner', executable='planner_node', namespace=robot_ns,
                 params_files=files, remappings=remaps, log_level=level,
-                parameters={**common, **ckpt, 'autostart': args['autostart'],
-                            'train.seed': seed + i,
-                            **({'checkpoint': args['checkpoint']} if args['checkpoint']
-                               else {})}))
+                parameters={**common, **ckpt, **_planner_parameters(args),
+                            'train.seed': seed + i}))
     if args['record']:   # like the learner: in <namespace>, on robot 0's clock
         remaps = ((CLOCK_TOPIC, join_namespace(ns, 'robot0', 'clock')),) if robots > 1 else ()
         specs.append(NodeSpec(
             name='recorder', executable='recorder_node', namespace=ns, params_files=files,
             parameters={'use_sim_time': args['use_sim_time'], 'output': args['record']},
             remappings=remaps, log_level=level))
+    return specs
+
+
+def _robot_arguments() -> tuple[LaunchArgument, ...]:
+    return (
+        LaunchArgument('namespace', '', "top-level namespace of the graph ('' = root)",
+                       kind='namespace'),
+        LaunchArgument('odom_topic', '/odom', "the base driver's nav_msgs/Odometry topic (the "
+                       "adapter's odom is remapped to it; a relative name resolves in "
+                       'namespace)'),
+        LaunchArgument('cmd_topic', '/cmd_vel', "the base driver's velocity command topic "
+                       "(the adapter's cmd_vel: geometry_msgs/TwistStamped, or Twist with "
+                       'command_type: twist)'),
+        LaunchArgument('task', DEFAULT_ROBOT_TASK, 'registered task id of the robot (env_id of '
+                       'adapter, planner and learner; docs/integration.md)'),
+        LaunchArgument('task_module', '', "Python module that registers task ('' = the params "
+                       "file's task_module)"),
+        LaunchArgument('use_sim_time', 'false', 'nodes follow /clock (false on a real robot: '
+                       'the wall clock)', kind='bool'),
+        LaunchArgument('params_file', '', "parameters YAML keyed by node name ('' = the "
+                       "package's config/robot.yaml)"),
+        *_planner_learner_arguments(ROBOT_NODE_NAMES),
+    )
+
+
+def _topic_name(argument: str, text: str) -> str:
+    """A topic name given as a launch argument: relative or absolute, valid tokens."""
+    body = text[1:] if text.startswith('/') else text
+    tokens = body.split('/')
+    if not body or not all(_NS_TOKEN.match(t) and '__' not in t for t in tokens):
+        raise GraphError(f'launch argument {argument}:={text!r}: not a valid topic name')
+    return text
+
+
+def _build_robot_graph(graph: GraphDescription, args: Mapping[str, Any], share_dir: str
+                       ) -> list[NodeSpec]:
+    """Robot adapter + planner + learner in <namespace>; odom and cmd_vel remapped."""
+    ns = args['namespace']
+    files = (args['params_file'] or os.path.join(share_dir, graph.config_file),)
+    odom = _topic_name('odom_topic', args['odom_topic'])
+    cmd = _topic_name('cmd_topic', args['cmd_topic'])
+    common: dict[str, Any] = {
+        'use_sim_time': args['use_sim_time'], 'env_id': args['task'],
+        **({'task_module': args['task_module']} if args['task_module'] else {})}
+    ckpt = {'checkpoint_dir': args['checkpoint_dir']} if args['checkpoint_dir'] else {}
+    wanted = _wanted_nodes(args)
+    level = args['log_level']
+    specs: list[NodeSpec] = []
+    if 'learner' in wanted:
+        specs.append(NodeSpec(name='learner', executable='learner_node', namespace=ns,
+                              params_files=files, parameters={**common, **ckpt},
+                              log_level=level))
+    if 'robot_adapter' in wanted:
+        specs.append(NodeSpec(name='robot_adapter', executable='robot_adapter_node',
+                              namespace=ns, params_files=files, parameters=dict(common),
+                              remappings=((ODOM_TOPIC, odom), (CMD_VEL_TOPIC, cmd)),
+                              log_level=level))
+    if 'planner' in wanted:
+        specs.append(NodeSpec(
+            name='planner', executable='planner_node', namespace=ns, params_files=files,
+            log_level=level,
+            parameters={**common, **ckpt, **_planner_parameters(args)}))
+    if args['record']:
+        specs.append(NodeSpec(
+            name='recorder', executable='recorder_node', namespace=ns, params_files=files,
+            parameters={'use_sim_time': args['use_sim_time'], 'output': args['record']},
+            log_level=level))
     return specs
 
 
@@ -323,6 +473,12 @@ GRAPHS: dict[str, GraphDescription] = {
                     'learner',
         arguments=_common_arguments('InvertedPendulum-v5', (), 'gymnasium id of the task'),
         build=_build_loop_graph, config_file='config/mujoco.yaml'),
+    'robot': GraphDescription(
+        name='robot',
+        description='LOOP on a real base: robot adapter (Odometry in, velocity commands out), '
+                    'ARC planner, learner',
+        arguments=_robot_arguments(), build=_build_robot_graph,
+        config_file='config/robot.yaml'),
 }
 """Graph name -> description; ``launch/<name>.launch.py`` exists for each."""
 

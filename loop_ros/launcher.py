@@ -13,13 +13,14 @@ Each node runs as ``<python> -m <module> --ros-args -r __node:=<name> -r __ns:=<
 process group, with its output prefixed ``[<namespace>/<name>]``. The graph's inline parameters go
 into a temporary params file keyed by the node's full name, as launch_ros does (a ``-p`` override
 would lose against the ``/**/<node>`` sections of the packaged files). Every child gets
-``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` (DDS discovery stays on this machine) and an
-``AMENT_PREFIX_PATH`` that includes ``sys.prefix``.
+``ROS_AUTOMATIC_DISCOVERY_RANGE`` from the ``discovery_range`` argument (default ``LOCALHOST``:
+DDS discovery stays on this machine) and an ``AMENT_PREFIX_PATH`` that includes ``sys.prefix``.
 
 Shutdown (Ctrl-C, SIGTERM, or a *required* node exiting): SIGINT to every node, SIGTERM after
 ``--sigint-timeout`` seconds, SIGKILL after ``--sigterm-timeout`` more; a second Ctrl-C escalates
 at once. The exit code is the first failing node's (128 + signal for a node killed by a signal),
-0 when every node exits cleanly.
+0 when every node exits cleanly. A node whose spec has ``respawn`` (``respawn:=true``) and is not
+required is started again ``respawn_delay_s`` after it exits, until a shutdown begins.
 """
 from __future__ import annotations
 
@@ -187,7 +188,7 @@ class Launcher:
         proc.popen.stdout.close()
 
     def _start(self, proc: _Proc) -> None:
-        proc.popen = subprocess.Popen(proc.cmd, env=self._env, stdin=subprocess.DEVNULL,
+        proc.popen = subprocess.Popen(proc.cmd, env={**self._env, **proc.spec.env}, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       process_group=0)
         proc.returncode = None
@@ -358,12 +359,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if opts['print']:
         directory = tempfile.mkdtemp(prefix='loop_ros_launch_')
-        sys.stdout.write('# env: ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST '
+        discovery = {s.env.get('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST') for s in specs}
+        sys.stdout.write(f'# env: ROS_AUTOMATIC_DISCOVERY_RANGE={",".join(sorted(discovery))} '
                          f'AMENT_PREFIX_PATH={child_env()["AMENT_PREFIX_PATH"]}\n'
                          f'# inline parameter files are kept in {directory}\n')
         for spec in specs:
             inline = write_inline_params(spec, directory)
-            sys.stdout.write(f'# {spec.label}{" (required)" if spec.required else ""}: '
+            role = ' (required)' if spec.required else (
+                f' (respawn after {spec.respawn_delay_s:g} s)' if spec.respawn else '')
+            sys.stdout.write(f'# {spec.label}{role}: '
                              f'{dict(spec.parameters)}\n'
                              f'{shlex.join(command(spec, inline))}\n')
         return 0

@@ -92,6 +92,15 @@ def node_name(key: str) -> str:
     return key.removeprefix('/**/').lstrip('/')
 
 
+def graph_nodes(path: Path) -> set[str]:
+    """The nodes the graphs using ``path`` can start (all of them, recorder included)."""
+    names: set[str] = set()
+    for g in graph.GRAPHS.values():
+        if Path(g.config_file).name == path.name:
+            names |= {s.name for s in g.nodes({'record': 'bag'}, str(ROOT))}
+    return names
+
+
 def test_config_files_exist() -> None:
     names = {p.name for p in CONFIG_FILES}
     for g in graph.GRAPHS.values():
@@ -107,7 +116,9 @@ def test_sections_match_dataclasses(path: Path) -> None:
         assert key.startswith('/**/'), (f'{path.name}: use /**/{node_name(key)} so the section '
                                         'applies in any namespace (robot0, robot1, ...)')
     by_node = {node_name(k): v for k, v in sections.items()}
-    assert set(by_node) == set(NODE_PARAMETERS), f'{path.name}: sections {sorted(by_node)}'
+    assert set(by_node) <= set(NODE_PARAMETERS), f'{path.name}: sections {sorted(by_node)}'
+    assert graph_nodes(path) <= set(by_node), (f'{path.name}: sections {sorted(by_node)} miss '
+                                               f'nodes of its graph {sorted(graph_nodes(path))}')
     for node, values in by_node.items():
         groups = NODE_PARAMETERS[node]
         expected = {name: f for prefix, t in groups.items() for name, f in leaves(t, prefix)}
@@ -136,7 +147,11 @@ def test_planner_and_learner_agree(path: Path) -> None:
     for name in planner:
         if name.split('.')[0] in ('sac', 'ensemble') or name in ('env_id', 'checkpoint_dir'):
             assert planner[name] == learner.get(name), f'{path.name}: {name} differs'
-    assert by_node['sim_bridge']['env_id'] == planner['env_id']
+    for producer in ('sim_bridge', 'robot_adapter'):   # the robot the planner acts for
+        if producer in by_node:
+            assert by_node[producer]['env_id'] == planner['env_id'], f'{path.name}: env_id'
+            if 'task_module' in by_node[producer]:
+                assert by_node[producer]['task_module'] == planner['task_module']
 
 
 # --- docs/ros.md generated tables -------------------------------------------------------------
@@ -179,13 +194,22 @@ def parameter_table(cfg_type: type, prefix: str = '') -> str:
     return '\n'.join(rows)
 
 
-def arguments_table() -> str:
-    names = list(graph.GRAPHS)
+def argument_groups() -> list[list[str]]:
+    """Graphs with the same declared arguments share one table (rccar and mujoco)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for name, g in graph.GRAPHS.items():
+        groups.setdefault(tuple(a.name for a in g.arguments), []).append(name)
+    return list(groups.values())
+
+
+def arguments_table(names: list[str] | None = None) -> str:
+    names = list(names or graph.GRAPHS)
     rows = ['| Argument | ' + ' | '.join(f'Default ({n})' for n in names) + ' | Description |',
             '|---|' + '---|' * len(names) + '---|']
     first = graph.GRAPHS[names[0]]
+    chosen = [graph.GRAPHS[n] for n in names]
     for arg in first.arguments:
-        per_graph = [g.argument(arg.name) for g in graph.GRAPHS.values()]
+        per_graph = [g.argument(arg.name) for g in chosen]
         defaults = [f'`{a.default or chr(39) * 2}`' for a in per_graph]
         descriptions = sorted({a.description for a in per_graph})
         choices = sorted({a.choices for a in per_graph})
@@ -193,7 +217,7 @@ def arguments_table() -> str:
             extra = f' One of: {", ".join(f"`{c}`" for c in choices[0])}.'
         else:
             extra = ''.join(f' {g.name}: one of {", ".join(f"`{c}`" for c in a.choices)}.'
-                            for g, a in zip(graph.GRAPHS.values(), per_graph) if a.choices)
+                            for g, a in zip(chosen, per_graph) if a.choices)
         desc = _md('; '.join(descriptions))
         rows.append(f'| `{arg.name}` | ' + ' | '.join(defaults) + f' | {desc}.{extra} |')
     return '\n'.join(rows)
@@ -202,7 +226,10 @@ def arguments_table() -> str:
 def generated_blocks() -> dict[str, str]:
     blocks = {f'{node} parameters': parameter_table(groups[''])
               for node, groups in NODE_PARAMETERS.items()}
-    blocks['launch arguments'] = arguments_table()
+    first, *others = argument_groups()
+    blocks['launch arguments'] = arguments_table(first)
+    for names in others:   # e.g. 'robot launch arguments'
+        blocks[f'{names[0]} launch arguments'] = arguments_table(names)
     return blocks
 
 

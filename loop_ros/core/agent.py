@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,25 @@ def start_steps_of(cfg: LoopConfig, task: Task) -> int:
     return task.start_steps if cfg.train.start_steps < 0 else cfg.train.start_steps
 
 
+def model_signature(obs_dim: int, act_dim: int, sac: SacAgent | None,
+                    ensemble: ProbabilisticEnsemble | None) -> str:
+    """Digest of what weights must fit: sizes and every parameter's name and shape.
+
+    ``sha256`` over ``obs_dim``, ``act_dim`` and the sorted ``(name, shape)`` of the actor,
+    critic and ensemble state dicts; 16 hex digits. Two models accept each other's weights
+    exactly when their signatures agree (a planner checks weights received over a topic
+    against its own model before using them).
+    """
+    parts = [f'obs={obs_dim}', f'act={act_dim}']
+    for label, module in (('actor', sac.actor if sac else None),
+                          ('critic', sac.critic if sac else None), ('ensemble', ensemble)):
+        if module is None:
+            parts.append(f'{label}=none')
+            continue
+        parts += [f'{label}.{k}={tuple(v.shape)}' for k, v in sorted(module.state_dict().items())]
+    return hashlib.sha256('\n'.join(parts).encode()).hexdigest()[:16]
+
+
 def load_weights(state: dict[str, Any], obs_dim: int, act_dim: int, sac: SacAgent | None,
                  ensemble: ProbabilisticEnsemble | None, who: str) -> None:
     """Actor, critic and ensemble weights of a ``policy_state`` dict into ``sac``/``ensemble``.
@@ -125,6 +145,11 @@ class LoopLearner:
         self.model_due = False
         self.model_version = 0
         self.last_model_metrics: dict[str, float] = {}
+
+    @property
+    def model_signature(self) -> str:
+        """:func:`model_signature` of this learner's networks."""
+        return model_signature(self.obs_dim, self.act_dim, self.sac, self.ensemble)
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, cost: float,
             next_obs: np.ndarray, terminated: bool, truncated: bool, stream: int = 0) -> None:
@@ -251,6 +276,11 @@ class LoopPolicy:
                 task=task, device=self.device, seed=seed)
         self.rng = np.random.default_rng(seed)
         self.version = 0
+
+    @property
+    def model_signature(self) -> str:
+        """:func:`model_signature` of this policy's networks."""
+        return model_signature(self.obs_dim, self.act_dim, self.sac, self.ensemble)
 
     def reset(self) -> None:
         """Episode start: drop the planner's warm start."""

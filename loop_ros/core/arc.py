@@ -32,6 +32,7 @@ from typing import Callable, Protocol
 import torch
 
 from loop_ros.core.config import ArcConfig
+from loop_ros.core.config import check_static_unchanged
 from loop_ros.core.math import truncated_standard_normal
 from loop_ros.core.tasks import NEVER_TERMINATES, Task
 
@@ -92,6 +93,22 @@ class Rollout:
     costs: torch.Tensor | None
 
 
+@dataclass(frozen=True)
+class PlanView:
+    """The last plan as :meth:`ArcPlanner.visualise` imagines it (tensors on the planner device).
+
+    Shapes (K shown candidates, M scored members, H horizon, O obs):
+        candidate_states: (K, H+1, O) mean over members of each candidate's imagined states,
+            best first, then the worst
+        candidate_scores: (K,) their scores in the last iteration
+        member_states: (M, H+1, O) the executed plan imagined by each member
+    """
+
+    candidate_states: torch.Tensor
+    candidate_scores: torch.Tensor
+    member_states: torch.Tensor
+
+
 class ArcPlanner:
     """Iterative importance sampling over action sequences with an actor prior (LOOP sec. 4.2).
 
@@ -103,21 +120,30 @@ class ArcPlanner:
                  actor: ActorFn | None = None, critic: CriticFn | None = None,
                  task: Task = NEVER_TERMINATES, device: torch.device | str = 'cpu',
                  seed: int = 0) -> None:
-        if cfg.value == 'q' and (actor is None or critic is None):
-            raise ValueError("ArcConfig.value='q' needs both an actor and a critic")
-        if cfg.prior == 'policy' and actor is None:
-            raise ValueError("ArcConfig.prior='policy' needs an actor")
-        if cfg.cost_limit >= 0.0 and task.cost is None:
-            raise ValueError('safe planning (cost_limit >= 0) needs a task with a cost function')
-        self.cfg = cfg
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.model, self.actor, self.critic, self.task = model, actor, critic, task
+        self._check(cfg)
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
-        num_actor = cfg.num_actor_trajs if actor is not None else 0
-        self.num_actor_trajs = num_actor
-        self.num_candidates = cfg.num_samples + num_actor
+        self._prev_plan = torch.zeros(cfg.horizon, act_dim, device=self.device)
+        self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # candidates, scores
+        self._derive(cfg)
+
+    def _check(self, cfg: ArcConfig) -> None:
+        """ValueError when ``cfg`` needs parts this planner lacks (actor, critic, cost)."""
+        if cfg.value == 'q' and (self.actor is None or self.critic is None):
+            raise ValueError("ArcConfig.value='q' needs both an actor and a critic")
+        if cfg.prior == 'policy' and self.actor is None:
+            raise ValueError("ArcConfig.prior='policy' needs an actor")
+        if cfg.cost_limit >= 0.0 and self.task.cost is None:
+            raise ValueError('safe planning (cost_limit >= 0) needs a task with a cost function')
+
+    def _derive(self, cfg: ArcConfig) -> None:
+        """Set ``cfg`` and the values computed from it (counts, score weights)."""
+        self.cfg = cfg
+        self.num_actor_trajs = cfg.num_actor_trajs if self.actor is not None else 0
+        self.num_candidates = cfg.num_samples + self.num_actor_trajs
         h = torch.arange(cfg.horizon, device=self.device, dtype=torch.float32)
         if cfg.scoring == 'paper':
             self._reward_weights = cfg.gamma ** h                        # gamma^t, t < H
@@ -125,7 +151,24 @@ class ArcPlanner:
         else:
             self._reward_weights = (h < cfg.horizon - 1).float()         # t < H-1, undiscounted
             self._value_weight = 1.0
-        self._prev_plan = torch.zeros(cfg.horizon, act_dim, device=self.device)
+
+    def check_reconfigure(self, cfg: ArcConfig) -> None:
+        """ValueError naming the reason when :meth:`reconfigure` would refuse ``cfg``.
+
+        Static fields (``ArcConfig`` metadata, e.g. ``horizon``: the warm-start plan's shape)
+        must stay; the rest only change how candidates are sampled, scored and refit.
+        """
+        check_static_unchanged(self.cfg, cfg, 'arc', 'the planner (it sets persistent shapes)')
+        self._check(cfg)
+
+    def reconfigure(self, cfg: ArcConfig) -> None:
+        """Plan with ``cfg`` from the next :meth:`plan` on (call between plans, never during one).
+
+        The warm start and the generator are kept. Raises ValueError (see
+        :meth:`check_reconfigure`); the planner is unchanged then.
+        """
+        self.check_reconfigure(cfg)
+        self._derive(cfg)
 
     @property
     def safe(self) -> bool:
@@ -161,6 +204,7 @@ class ArcPlanner:
         else:
             plan = mean
         self._prev_plan = plan.clone()
+        self._last = (candidates, scores)   # references only, for visualise()
         info = self._info(scores, weights, var, worst_costs)
         return plan[0].clamp(ACTION_LOW, ACTION_HIGH), info
 
@@ -176,6 +220,39 @@ class ArcPlanner:
                                           members, deterministic=True)
             states.append(state.mean(dim=0)[0])
         return torch.stack(states)
+
+    @torch.no_grad()
+    def visualise(self, obs: torch.Tensor, num_best: int = 3, num_worst: int = 3
+                  ) -> PlanView | None:
+        """What the last :meth:`plan` looked at, imagined through the scored members.
+
+        The ``num_best`` highest- and ``num_worst`` lowest-scored candidates of the last
+        iteration (fewer when there are fewer candidates), rolled out with each member's mean
+        prediction and averaged over members, and the executed plan rolled out by every member
+        on its own (the ensemble's spread). None before the first plan. Every tensor stays on
+        ``device``.
+        """
+        if self._last is None:
+            return None
+        candidates, scores = self._last
+        order = scores.nan_to_num(nan=float('-inf')).argsort(descending=True)
+        count = order.numel()
+        best = min(max(num_best, 0), count)
+        worst = min(max(num_worst, 0), count - best)
+        picked = torch.cat([order[:best], order[count - worst:]])
+        plans = torch.cat([candidates[picked], self._prev_plan.unsqueeze(0)])   # (K+1, H, A)
+        members = self._members()
+        num_members, rows = members.numel(), plans.shape[0]
+        state = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(
+            1, 1, self.obs_dim).expand(num_members, rows, self.obs_dim)
+        states = [state]
+        for t in range(plans.shape[1]):
+            action = plans[:, t].unsqueeze(0).expand(num_members, rows, self.act_dim)
+            state, _ = self.model.predict(state, action, members, deterministic=True)
+            states.append(state)
+        rollout = torch.stack(states, dim=2)                                   # (M, K+1, H+1, O)
+        return PlanView(candidate_states=rollout[:, :-1].mean(dim=0),
+                        candidate_scores=scores[picked], member_states=rollout[:, -1])
 
     # --- the steps of plan() -----------------------------------------------------------------
 

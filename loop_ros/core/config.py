@@ -5,7 +5,9 @@ all walk these dataclasses. Each field carries ``metadata``:
 
 * ``description``: one line, shown by ``ros2 param describe`` and ``--help``;
 * ``range``: ``(low, high)`` inclusive bounds for numbers, or a tuple of allowed strings;
-* ``static``: True when the value changes tensor shapes or the device (read-only at runtime).
+* ``static``: True when the value changes network or other persistent tensor shapes, files or
+  the device (read-only at runtime: restart the node). Knobs that only change how the planner
+  samples (``arc.num_samples``, ...) are not static: a node applies them between two plans.
 
 Numbers follow ``docs/algorithm.md`` (the paper and the authors' code, sec. 1-3, 7).
 """
@@ -89,7 +91,8 @@ class SacConfig(_Validated):
     gamma: float = param(0.99, 'discount factor', (0.0, 1.0))
     tau: float = param(0.005, 'Polyak rate: target <- (1-tau)*target + tau*online', (0.0, 1.0))
     batch_size: int = param(256, 'minibatch size of one gradient step', (1, 65536))
-    init_alpha: float = param(1.0, 'initial entropy temperature alpha', (1e-8, 1e3))
+    init_alpha: float = param(1.0, 'initial entropy temperature alpha (used when SAC is built)',
+                              (1e-8, 1e3), static=True)
     autotune_alpha: bool = param(True, 'learn alpha towards the target entropy')
     target_entropy_scale: float = param(1.0, 'target entropy = -scale * action_dim', (0.0, 100.0))
     backup: str = param('sac', "critic backup: 'sac' (a' ~ pi) or 'sarsa' (buffer's next action)",
@@ -140,12 +143,9 @@ class ArcConfig(_Validated):
     """
 
     horizon: int = param(3, 'planning horizon H (actions per sequence)', (1, 100), static=True)
-    num_samples: int = param(100, 'Gaussian candidate sequences per iteration N', (1, 100_000),
-                             static=True)
-    num_actor_trajs: int = param(5, 'actor-prior rollouts added to the candidates', (0, 10_000),
-                                 static=True)
-    num_particles: int = param(4, 'stochastic copies of each candidate per member', (1, 64),
-                               static=True)
+    num_samples: int = param(100, 'Gaussian candidate sequences per iteration N', (1, 100_000))
+    num_actor_trajs: int = param(5, 'actor-prior rollouts added to the candidates', (0, 10_000))
+    num_particles: int = param(4, 'stochastic copies of each candidate per member', (1, 64))
     num_iterations: int = param(5, 'importance-sampling iterations per plan', (1, 100))
     temperature: float = param(1.0, 'kappa: weights are softmax(kappa * score)', (1e-6, 1e6))
     var_momentum: float = param(0.1, 'var <- m * var_old + (1 - m) * var_new', (0.0, 1.0))
@@ -386,3 +386,16 @@ def markdown_tables(cfg_type: type = LoopConfig, prefix: str = '') -> str:
     for name, sub in nested.items():
         lines.append(markdown_tables(sub, f'{prefix}{name}.'))
     return '\n'.join(lines)
+
+
+def static_changes(old: Any, new: Any, prefix: str) -> list[str]:
+    """Dotted names of the static fields of a config group that differ between two values."""
+    return [f'{prefix}.{f.name}' for f in dataclasses.fields(type(old))
+            if f.metadata.get('static') and getattr(old, f.name) != getattr(new, f.name)]
+
+
+def check_static_unchanged(old: Any, new: Any, prefix: str, rebuild: str) -> None:
+    """ValueError naming the static fields ``new`` changes (``rebuild``: what to rebuild)."""
+    changed = static_changes(old, new, prefix)
+    if changed:
+        raise ValueError(f'{", ".join(changed)} is static: rebuild {rebuild} to change it')

@@ -14,6 +14,7 @@ dataclass, exactly as the node declares them (``''`` = top level, ``'arc'`` = ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 from loop_ros.core.config import ArcConfig
 from loop_ros.core.config import ConfigError
@@ -25,6 +26,10 @@ from loop_ros.core.config import _Validated
 
 DEFAULT_ENV_ID = 'loop_ros/RCCarCircle-v0'
 SAFE_ACTION_MODES = ('zero', 'raw_zero', 'hold')
+PLANNER_MODES = ('learn', 'deploy')
+WEIGHTS_ROUTES = ('auto', 'file', 'topic')
+"""``learn``: act on the learner's weights as they arrive (file or topic), explore while it
+says so; ``deploy``: act on one checkpoint with the plan's mean, never explore, no learner."""
 """``zero``: normalised 0 (the centre of the action box); ``raw_zero``: the env action 0 clipped
 into the box; ``hold``: repeat the last applied action (zero before the first one)."""
 
@@ -78,11 +83,21 @@ class PlannerNodeConfig(_Validated):
                                          (0.0, 3600.0))
     deadline_fraction: float = param(0.8, 'plan deadline as a fraction of the control period; '
                                      "on overrun the actor's action is sent", (0.01, 1.0))
+    mode: str = param('learn', "'learn': act on the learner's weights as they arrive "
+                      "(policy_update files, else policy_weights messages) and explore while "
+                      "it says so; 'deploy': act on the checkpoint only, with the plan's mean, "
+                      'never explore, no learner needed', PLANNER_MODES, static=True)
+    weights_route: str = param('auto', "how a learning planner gets new weights: 'auto': the "
+                               'announced checkpoint file when it is readable here and is the '
+                               "announced version, else the policy_weights message; 'file': "
+                               "files only (a shared folder); 'topic': policy_weights only (a "
+                               'learner on another machine whose paths may exist here too)',
+                               WEIGHTS_ROUTES, static=True)
     checkpoint_dir: str = param('runs/checkpoints', 'directory the learner writes checkpoints '
                                 'to (policy_update paths point into it)', static=True)
     checkpoint: str = param('', 'checkpoint file loaded at configure (e.g. final.pt of loop-ros '
-                            'train-offline); empty: the newest policy_*.pt of checkpoint_dir',
-                            static=True)
+                            'train-offline); empty: the newest policy_*.pt of checkpoint_dir '
+                            "(mode 'deploy' needs one of the two)", static=True)
     checkpoint_planner_settings: bool = param(
         True, 'an offline checkpoint (train.algo loop-offline) brings the planner settings it '
         'was trained and evaluated with (train.algo, arc.*); false: the arc.* parameters apply',
@@ -91,6 +106,9 @@ class PlannerNodeConfig(_Validated):
                             static=True)
     publish_path: bool = param(False, 'publish the planned trajectory (nav_msgs/Path on '
                                "'~/plan') when the env exposes a pose")
+    publish_markers: bool = param(False, "publish the plan as visualization_msgs/MarkerArray on "
+                                  "'~/plan_markers' (best and worst candidates coloured by "
+                                  "score, the ensemble's spread) when the env exposes a pose")
 
 
 @dataclass(frozen=True)
@@ -117,6 +135,21 @@ class LearnerNodeConfig(_Validated):
         'loaded into the replay buffer before any live transition; they count toward '
         'start_steps and the model is retrained on them before the first checkpoint '
         '(docs/bags.md)', static=True)
+    resume: bool = param(True, 'on start, restore the whole learner (weights, optimisers, '
+                         'replay buffer, counters, checkpoint version) from '
+                         'checkpoint_dir/learner_state.pt when it exists, so a restarted learner '
+                         'carries on and its planners keep planning', static=True)
+    save_state: bool = param(True, 'write checkpoint_dir/learner_state.pt (atomically) with '
+                             'every checkpoint and at shutdown (the journal covers the '
+                             'transitions in between)')
+    journal_flush_s: float = param(1.0, 'received transitions are appended to '
+                                   'checkpoint_dir/journal/ and flushed to disk every this many '
+                                   'wall seconds, so kill -9 loses at most this much; a restart '
+                                   'with resume recovers them. 0: no journal', (0.0, 3600.0),
+                                   static=True)
+    publish_weights: bool = param(True, "also send each checkpoint's bytes on policy_weights "
+                                  '(latched), for planners that cannot read checkpoint_dir '
+                                  '(another machine)')
 
     def validate(self) -> None:
         """The learner must have somewhere to write checkpoints; bag paths must be strings."""
@@ -154,6 +187,87 @@ class RecorderNodeConfig(_Validated):
                                   'until stopped)', (0.0, 1e9), static=True)
 
 
+
+COMMAND_TYPES = ('twist_stamped', 'twist')
+DEFAULT_ROBOT_TASK = 'example/DiffDriveCircle-v0'
+DEFAULT_ROBOT_TASK_MODULE = 'loop_ros.examples.diff_drive'
+
+
+@dataclass(frozen=True)
+class RobotAdapterConfig(_Validated):
+    """``robot_adapter`` node: a real base (nav_msgs/Odometry in, velocity commands out) as a
+    LOOP robot; observations, transitions and episodes as the sim bridge makes them."""
+
+    env_id: str = param(DEFAULT_ROBOT_TASK, 'registered task id (loop_ros.core.tasks.'
+                        'register_task): reward, cost, termination, sizes and control period',
+                        static=True)
+    task_module: str = param(DEFAULT_ROBOT_TASK_MODULE, 'Python module imported before the '
+                             'task is looked up; it registers env_id (docs/integration.md)',
+                             static=True)
+    control_rate_hz: float = param(0.0, 'observation and transition rate (0: 1 / the task dt)',
+                                   (0.0, 1000.0), static=True)
+    observation_fields: tuple[str, ...] = param(
+        ('x', 'y', 'sin_yaw', 'cos_yaw', 'vx', 'vy', 'wz'), 'odometry fields of the '
+        'observation, in order (loop_ros.io.odometry.OBSERVATION_FIELDS; the bag converter '
+        'uses the same mapping); a task with its own state -> observation function ignores '
+        'them', static=True)
+    base_frame_id: str = param('', "header.frame_id of observations and transitions (robot "
+                               "body frame); '': the odometry's child_frame_id", static=True)
+    odometry_timeout_s: float = param(0.3, 'odometry older than this (its stamp vs the node '
+                                      'clock) is stale: no observation, zero command, the '
+                                      'episode ends', (0.001, 60.0))
+    action_fields: tuple[str, ...] = param(('linear.x', 'angular.z'), 'Twist fields of the '
+                                           'action, in order (linear.x ... angular.z)',
+                                           static=True)
+    action_low: tuple[float, ...] = param((-0.5, -1.0), 'command of the normalised action -1 '
+                                          'per action field (m/s, rad/s); the bounds define '
+                                          'the action space the model learns', static=True)
+    action_high: tuple[float, ...] = param((0.5, 1.0), 'command of the normalised action +1 '
+                                           'per action field (m/s, rad/s)', static=True)
+    max_acceleration: tuple[float, ...] = param((1.0, 2.0), 'largest command change per '
+                                                'second per action field (m/s^2, rad/s^2; 0: '
+                                                'unlimited), also when ramping to a stop')
+    command_type: str = param('twist_stamped', "message on cmd_vel: 'twist_stamped' "
+                              "(geometry_msgs/TwistStamped) or 'twist' (geometry_msgs/Twist)",
+                              COMMAND_TYPES, static=True)
+    command_rate_hz: float = param(20.0, 'cmd_vel is (re)published at this rate, so the base '
+                                   "driver's own watchdog stays fed", (1.0, 1000.0),
+                                   static=True)
+    command_timeout_s: float = param(0.5, 'when no action arrived for this long the command '
+                                     'ramps to zero (within max_acceleration)', (0.01, 60.0))
+    max_episode_steps: int = param(0, 'end an episode as truncated after this many steps (0: '
+                                   'no time limit); the base keeps driving into the next one',
+                                   (0, 1_000_000_000))
+    reset_hold_s: float = param(0.0, 'after a termination the base is held stopped; 0: until '
+                                '~/reset is called, > 0: the next episode begins by itself '
+                                'after this long', (0.0, 86400.0))
+    allow_missing_reward: bool = param(False, 'a task without a reward function is a '
+                                       'configuration error; true: publish reward 0 (the '
+                                       'learner then learns only the dynamics model)',
+                                       static=True)
+
+    def validate(self) -> None:
+        """One bound and one acceleration per action field; bounds contain 0; accel >= 0."""
+        name = 'RobotAdapterConfig'
+        if not self.observation_fields or not self.action_fields:
+            raise ConfigError(f'{name}: observation_fields and action_fields must not be empty')
+        n = len(self.action_fields)
+        for key in ('action_low', 'action_high', 'max_acceleration'):
+            values = getattr(self, key)
+            if len(values) != n or not all(isinstance(v, (int, float))
+                                           and not isinstance(v, bool)
+                                           and math.isfinite(v) for v in values):
+                raise ConfigError(f'{name}.{key} needs one finite number per action field '
+                                  f'{list(self.action_fields)}, got {list(values)}')
+        if not all(lo <= 0.0 <= hi and lo < hi
+                   for lo, hi in zip(self.action_low, self.action_high)):
+            raise ConfigError(f'{name}: need action_low <= 0 <= action_high and low < high per '
+                              f'field (0 must be a command, to stop), got low '
+                              f'{list(self.action_low)} and high {list(self.action_high)}')
+        if any(a < 0.0 for a in self.max_acceleration):
+            raise ConfigError(f'{name}.max_acceleration must be >= 0 (0: unlimited), got '
+                              f'{list(self.max_acceleration)}')
+
 LOOP_GROUPS: dict[str, type] = {
     'sac': SacConfig,
     'ensemble': EnsembleConfig,
@@ -167,5 +281,6 @@ NODE_PARAMETERS: dict[str, dict[str, type]] = {
     'planner': {'': PlannerNodeConfig, **LOOP_GROUPS},
     'learner': {'': LearnerNodeConfig, **LOOP_GROUPS},
     'recorder': {'': RecorderNodeConfig},
+    'robot_adapter': {'': RobotAdapterConfig},
 }
 """Node name -> {parameter prefix -> config dataclass}; what each node declares."""

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from loop_ros.core.config import check_static_unchanged
 from loop_ros.core.config import SacConfig
 from loop_ros.core.math import polyak_update
 from loop_ros.core.networks import SquashedGaussianActor, TwinQ
@@ -44,6 +45,20 @@ class SacAgent(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.log_alpha.device
+
+    def reconfigure(self, cfg: SacConfig) -> None:
+        """Train with ``cfg`` from the next :meth:`update` on (lr, gamma, tau, batch, alpha).
+
+        Static fields (``SacConfig`` metadata: network sizes, backup, initial alpha) must stay;
+        ValueError names them otherwise and nothing changes. The learning rate is set in every
+        optimiser; their moment estimates are kept.
+        """
+        check_static_unchanged(self.cfg, cfg, 'sac', 'the agent')
+        self.cfg = cfg
+        self.target_entropy = -cfg.target_entropy_scale * self.act_dim
+        for optim in (self.actor_optim, self.critic_optim, self.alpha_optim):
+            for group in optim.param_groups:
+                group['lr'] = cfg.lr
 
     @property
     def alpha(self) -> torch.Tensor:

@@ -13,17 +13,29 @@ after the tick started, the tick publishes the actor's action instead and counts
 deadline (a plan still running also makes the next tick fall back to the actor). Stale
 (``observation_timeout_s``) or missing observations give the safe action.
 
-Weights: the learner announces checkpoints on ``policy_update`` (latched). The file is loaded
-in a background thread and swapped in at the start of a tick when no plan is in flight, so
-loading never stalls the control timer. Exploration: while the newest announcement says
-``explore`` (the learner has fewer than ``start_steps`` transitions), or before any
-announcement when no checkpoint exists, actions are uniform random (the reference's random
-start steps). This is the learner's call, made from the transitions it actually received.
+Weights (``mode: learn``): the learner announces checkpoints on ``policy_update`` (latched).
+When the announced file is readable here (a shared folder: the fast local path) it is loaded;
+otherwise the same version arrives as bytes on ``policy_weights`` (latched; a planner on another
+machine), accepted only when its model signature equals this planner's model
+(:func:`loop_ros.core.agent.model_signature`). Each version is loaded once, in a background
+thread, and swapped in at the start of a tick when no plan is in flight, so loading never
+stalls the control timer. Exploration: while the newest announcement says ``explore`` (the
+learner has fewer than ``start_steps`` transitions), or before any announcement when no
+checkpoint exists, actions are uniform random (the reference's random start steps). This is the
+learner's call, made from the transitions it actually received, with one exception: a planner
+that has acted on weights trained past ``start_steps`` never goes back to random actions (a
+learner restarted without its state says ``explore`` again; the planner keeps its weights and
+takes the restarted learner's as they come).
+
+``mode: deploy``: the checkpoint (``checkpoint``, else the newest ``policy_*.pt`` of
+``checkpoint_dir``) is required and final: no learner topic is subscribed, nothing explores,
+and the executed action is the plan's mean (``explore=False`` in ARC).
 """
 from __future__ import annotations
 
 import importlib
 import math
+import os
 import threading
 import time
 from concurrent.futures import Future
@@ -47,11 +59,13 @@ from loop_ros.core.agent import resolve_device
 from loop_ros.core.checkpoint import CheckpointError
 from loop_ros.core.checkpoint import latest_checkpoint
 from loop_ros.core.checkpoint import load_checkpoint
+from loop_ros.core.checkpoint import load_checkpoint_bytes
 from loop_ros.core.config import ArcConfig
 from loop_ros.core.config import ConfigError
 from loop_ros.core.config import from_dict
 from loop_ros.core.config import LoopConfig
 from loop_ros.core.config import replace
+from loop_ros.core.live_config import live_parameters
 from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.node_config import PlannerNodeConfig
 from loop_ros.core.tasks import get_task
@@ -60,11 +74,14 @@ from loop_ros.msg import Action
 from loop_ros.msg import Observation
 from loop_ros.msg import PlanStats
 from loop_ros.msg import PolicyUpdate
+from loop_ros.msg import PolicyWeights
 from loop_ros.ros import qos
 from loop_ros.ros.clock import ns_to_stamp
 from loop_ros.ros.clock import stamp_to_ns
 from loop_ros.ros.conversions import action_msg
 from loop_ros.ros.conversions import observation_from_msg
+from loop_ros.ros.node_extras import PlannerExtras
+from loop_ros.ros.publish import safe_publish
 from loop_ros.ros.params import declare_config
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
@@ -104,7 +121,7 @@ def declare_node_parameters(node: Node, node_name: str) -> None:
         presets = load_task(node_cfg.env_id, node_cfg.task_module).hyperparameters
     except ValueError:
         presets = {}
-    declare_groups(node, groups, defaults=presets)
+    declare_groups(node, groups, defaults=presets, live=live_parameters(node_name))
 
 
 def env_spec(env_id: str, task_module: str = '') -> tuple[int, int, float]:
@@ -140,7 +157,11 @@ class PlannerNode(LifecycleNode):
         self._latest: tuple[np.ndarray, int, int, int, str] | None = None  # obs, ns, ep, step, frame
         self._episode_key: tuple[int, int] | None = None
         self._pending: tuple[dict, int] | None = None                  # weights, version
+        self._requested_version: int | None = None   # newest version being loaded
         self._explore = True
+        self._trained = False       # acted on weights trained past start_steps: never random again
+        self._signature = ''
+        self.rejected_weights = 0
         self._plan_future: Future | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._loader: ThreadPoolExecutor | None = None
@@ -151,6 +172,7 @@ class PlannerNode(LifecycleNode):
         self.deadline_misses = 0
         self.stale_observations = 0
         self.compute_ms: list[float] = []
+        self.extras = PlannerExtras(self)   # /diagnostics, run-time parameters, ~/plan_markers
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -167,6 +189,7 @@ class PlannerNode(LifecycleNode):
         rate = self.cfg.control_rate_hz or (1.0 / dt if dt > 0 else 10.0)
         self.period_s = 1.0 / rate
         device = resolve_device(loop_cfg.train.device)
+        deploy = self.cfg.mode == 'deploy'
         payload, source = None, None
         if self.cfg.checkpoint:   # asked for by name: a bad file is a configure error
             source = self.cfg.checkpoint
@@ -178,36 +201,51 @@ class PlannerNode(LifecycleNode):
                 return TransitionCallbackReturn.ERROR
         else:
             source = latest_checkpoint(self.cfg.checkpoint_dir, 'policy_*.pt')
+            if deploy and source is None:
+                self.get_logger().error(
+                    "configure failed: mode 'deploy' acts on a checkpoint: set checkpoint, or "
+                    f'put a policy_*.pt into checkpoint_dir ({self.cfg.checkpoint_dir} has none)')
+                return TransitionCallbackReturn.ERROR
         self.policy = LoopPolicy(loop_cfg, obs_dim, act_dim, get_task(self.cfg.env_id, warn=False),
                                  device, seed=loop_cfg.train.seed)
         if source is not None:
             try:
                 payload = payload or load_checkpoint(source, kind=CHECKPOINT_KIND)
                 self.policy.load_policy_state(payload, version=int(payload.get('version', 0)))
-                self._explore = payload['env_steps'] < payload['start_steps']
+                self._trained = payload['env_steps'] >= payload['start_steps']
+                self._explore = not (self._trained or deploy)
                 self.get_logger().info(f'loaded {source} (version {self.policy.version}, '
-                                       f'{self.policy.cfg.train.algo})')
+                                       f'{self.policy.cfg.train.algo}, mode {self.cfg.mode})')
             except (CheckpointError, KeyError, ValueError) as exc:
-                if self.cfg.checkpoint:
+                if self.cfg.checkpoint or deploy:
                     self.get_logger().error(f'configure failed: checkpoint {source}: {exc}')
                     return TransitionCallbackReturn.ERROR
                 self.get_logger().warning(f'ignoring checkpoint {source}: {exc}')
+        self._explore = self._explore and not deploy
+        self._signature = self.policy.model_signature
         self._warm_up()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix='arc')
         self._loader = ThreadPoolExecutor(1, thread_name_prefix='ckpt')
         self.action_pub = self.create_lifecycle_publisher(Action, graph.ACTION_TOPIC, qos.ACTION)
         self.stats_pub = self.create_lifecycle_publisher(PlanStats, graph.PLAN_STATS_TOPIC,
                                                          qos.STATS)
-        self.path_pub = self.create_lifecycle_publisher(Path, graph.PLAN_PATH_TOPIC, qos.STATS)
+        self.path_pub = self.create_lifecycle_publisher(Path, graph.PLAN_PATH_TOPIC,
+                                                        qos.VISUALIZATION)
         self._pubs = [self.action_pub, self.stats_pub, self.path_pub]
         group = MutuallyExclusiveCallbackGroup()
         self._subs = [
             self.create_subscription(Observation, graph.OBSERVATION_TOPIC, self._on_observation,
                                      qos.OBSERVATION, callback_group=group),
-            self.create_subscription(PolicyUpdate, graph.POLICY_UPDATE_TOPIC,
-                                     self._on_policy_update, qos.POLICY_UPDATE,
-                                     callback_group=group),
         ]
+        if not deploy:   # a deployed planner takes no weights from anyone
+            self._subs += [
+                self.create_subscription(PolicyUpdate, graph.POLICY_UPDATE_TOPIC,
+                                         self._on_policy_update, qos.POLICY_UPDATE,
+                                         callback_group=group),
+                self.create_subscription(PolicyWeights, graph.POLICY_WEIGHTS_TOPIC,
+                                         self._on_policy_weights, qos.POLICY_UPDATE,
+                                         callback_group=group),
+            ]
         self.get_logger().info(f'configured: {self.cfg.env_id}, obs {obs_dim}, act {act_dim}, '
                                f'{rate:.1f} Hz on {device}')
         return TransitionCallbackReturn.SUCCESS
@@ -290,23 +328,71 @@ class PlannerNode(LifecycleNode):
             obs = observation_from_msg(msg, self.obs_dim)
         except ValueError as exc:
             self.get_logger().warning(f'rejected observation: {exc}', throttle_duration_sec=2.0)
+            self.extras.count_rejected()
             return
         with self._lock:
             self._latest = (obs, stamp_to_ns(msg.header.stamp), msg.episode, msg.step,
                             msg.header.frame_id)
 
-    def _on_policy_update(self, msg: PolicyUpdate) -> None:
-        self._explore = bool(msg.explore)
-        if not msg.path or self._loader is None:
-            return
-        self._loader.submit(self._load, msg.path, int(msg.version))
+    def _wanted(self, version: int) -> bool:
+        """A version neither in use nor already being loaded (file and topic bring each)."""
+        return version != self.policy.version and version != self._requested_version  # type: ignore
 
-    def _load(self, path: str, version: int) -> None:
-        """Background thread: read a checkpoint; the tick swaps it in."""
+    def _on_policy_update(self, msg: PolicyUpdate) -> None:
+        """The file route: load the announced checkpoint when it is readable here."""
+        self._explore = bool(msg.explore) and not self._trained
+        version = int(msg.version)
+        route = self.cfg.weights_route  # type: ignore[union-attr]
+        if (not msg.path or self._loader is None or route == 'topic'
+                or not self._wanted(version)):
+            return
+        if route == 'auto' and not os.path.isfile(msg.path):   # the learner is elsewhere
+            self.get_logger().info(f'policy version {version}: {msg.path} is not readable here, '
+                                   'taking the weights from policy_weights', once=True)
+            return
+        self._requested_version = version
+        self._loader.submit(self._load, msg.path, version, int(msg.env_steps))
+
+    def _on_policy_weights(self, msg: PolicyWeights) -> None:
+        """The topic route: checkpoint bytes, checked against this planner's model."""
+        self._explore = bool(msg.explore) and not self._trained
+        version = int(msg.version)
+        if (self._loader is None or self.cfg.weights_route == 'file'  # type: ignore[union-attr]
+                or not self._wanted(version)):
+            return
+        if msg.model_signature != self._signature:
+            self.rejected_weights += 1
+            self.get_logger().error(
+                f'rejected policy version {version} from {msg.source or "?"}: its model '
+                f'signature {msg.model_signature!r} differs from this planner\'s '
+                f'{self._signature!r} (other observation/action sizes or network settings)',
+                throttle_duration_sec=2.0)
+            return
+        self._requested_version = version
+        self._loader.submit(self._load, bytes(msg.checkpoint), version, int(msg.env_steps))
+
+    def _load(self, source: str | bytes, version: int, env_steps: int) -> None:
+        """Background thread: read a checkpoint (a path, or its bytes); the tick swaps it in.
+
+        The payload must be the announced one (its version and env steps): a file at the same
+        path written by another learner (another machine's folder layout) is not used.
+        """
         try:
-            payload = load_checkpoint(path, kind=CHECKPOINT_KIND)
+            if isinstance(source, bytes):
+                payload = load_checkpoint_bytes(source, kind=CHECKPOINT_KIND,
+                                                name=f'policy_weights version {version}')
+            else:
+                payload = load_checkpoint(source, kind=CHECKPOINT_KIND)
+            got = (int(payload.get('version', -1)), int(payload.get('env_steps', -1)))
+            if got != (version, env_steps):
+                raise CheckpointError(f'{source if isinstance(source, str) else "the message"} '
+                                      f'holds version {got[0]} after {got[1]} env steps, the '
+                                      f'announcement says version {version} after {env_steps}')
         except CheckpointError as exc:
             self.get_logger().error(f'cannot load policy version {version}: {exc}')
+            with self._lock:
+                if self._requested_version == version:
+                    self._requested_version = None   # the other route may still bring it
             return
         with self._lock:
             self._pending = (payload, version)
@@ -323,6 +409,7 @@ class PlannerNode(LifecycleNode):
         self.ticks += 1
         tick_start = time.perf_counter()
         self._swap_weights()
+        self.extras.before_tick()   # parameter changes accepted since the last tick
         with self._lock:
             latest = self._latest
         now_ns = self.get_clock().now().nanoseconds
@@ -345,6 +432,7 @@ class PlannerNode(LifecycleNode):
         self._publish_stats(info, compute_ms, missed, stamp_ns)
         if self.cfg.publish_path and info is not None:
             self._publish_path(obs, stamp_ns, frame_id)
+        self.extras.after_tick(obs, stamp_ns, frame_id, info)   # ~/plan_markers
 
     def _swap_weights(self) -> None:
         """Between ticks only: swap in weights loaded by the background thread."""
@@ -354,10 +442,14 @@ class PlannerNode(LifecycleNode):
             pending, self._pending = self._pending, None
         if pending is not None:
             payload, version = pending
+            previous = self.policy.version  # type: ignore[union-attr]
             try:
                 self.policy.load_policy_state(payload, version=version)  # type: ignore
+                self._trained = self._trained or payload['env_steps'] >= payload['start_steps']
+                restarted = ' (the learner restarted without its state)' \
+                    if version < previous else ''
                 self.get_logger().info(f'policy version {version} ({payload["env_steps"]} '
-                                       'env steps)')
+                                       f'env steps){restarted}')
             except (KeyError, ValueError, RuntimeError) as exc:
                 self.get_logger().error(f'rejected policy version {version}: {exc}')
 
@@ -371,7 +463,8 @@ class PlannerNode(LifecycleNode):
         if self._plan_future is not None and not self._plan_future.done():
             self.deadline_misses += 1
             return policy.actor_action(obs), None, True
-        self._plan_future = self._executor.submit(policy.act, obs, True)
+        # learn: ARC samples the executed action (exploration); deploy: the plan's mean
+        self._plan_future = self._executor.submit(policy.act, obs, self.cfg.mode == 'learn')
         budget = self.cfg.deadline_fraction * self.period_s - (time.perf_counter() - tick_start)
         try:
             action, info = self._plan_future.result(timeout=max(budget, 0.0))
@@ -420,7 +513,7 @@ class PlannerNode(LifecycleNode):
             pose.pose.position.x, pose.pose.position.y = float(x), float(y)
             pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
             path.poses.append(pose)
-        self.path_pub.publish(path)
+        safe_publish(self, self.path_pub, path)
 
 
 def build_planner() -> PlannerNode:

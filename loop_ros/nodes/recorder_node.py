@@ -38,6 +38,8 @@ from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.node_config import RecorderNodeConfig
 from loop_ros.io import bags
 from loop_ros.ros import qos
+from loop_ros.ros.diagnostics import DiagnosticsPublisher
+from loop_ros.ros.node_diagnostics import RecorderDiagnostics
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
@@ -100,6 +102,7 @@ class RecorderNode(Node):
         self.create_timer(self.cfg.discovery_period_s, self.discover, clock=steady)
         self.create_timer(self.cfg.flush_period_s, self._on_flush_timer, clock=steady)
         self.discover()
+        self.diagnostics = DiagnosticsPublisher(self, 'recording', RecorderDiagnostics(self))
         self.get_logger().info(
             f'recording to {self.path} ({self.cfg.storage}, commit every '
             f'{self.cfg.flush_period_s:g} s): {", ".join(sorted(self.wanted)) or "-"}'

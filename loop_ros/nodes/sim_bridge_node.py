@@ -60,18 +60,17 @@ from loop_ros.ros.clock import ns_to_stamp
 from loop_ros.ros.clock import SimClock
 from loop_ros.ros.clock import stamp_to_ns
 from loop_ros.ros.conversions import action_from_msg
+from loop_ros.ros.conversions import validated
 from loop_ros.ros.conversions import observation_msg
 from loop_ros.ros.conversions import odometry_msg
 from loop_ros.ros.conversions import transition_msg
+from loop_ros.ros.diagnostics import DiagnosticsPublisher
+from loop_ros.ros.node_diagnostics import SimBridgeDiagnostics
 from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
 from loop_ros.ros.runner import spin_until
-
-try:  # rclpy raises RCLError when a reliable history is full (ros2-from-pypi.md section 1)
-    from rclpy._rclpy_pybind11 import RCLError
-except ImportError:  # pragma: no cover
-    RCLError = RuntimeError  # type: ignore[misc,assignment]
+from loop_ros.ros.publish import PublishError as RCLError  # full reliable history
 
 WARN_PERIOD_S = 2.0
 
@@ -137,6 +136,8 @@ class SimBridgeNode(Node):
         self._timer = None
         self._make_timer()
         self.add_post_set_parameters_callback(self._on_parameters_set)
+        self.diagnostics = DiagnosticsPublisher(self, 'simulation', SimBridgeDiagnostics(self),
+                                                hardware_id=self.cfg.env_id)
         self.get_logger().info(
             f'{self.cfg.env_id}: obs {self.obs_dim}, action {self.act_dim} (normalised to '
             f'[-1, 1] from low={self._raw_low.tolist()} high={self._raw_high.tolist()}), '
@@ -170,12 +171,8 @@ class SimBridgeNode(Node):
     # --- actions -------------------------------------------------------------------------------
 
     def _on_action(self, msg: Action) -> None:
-        try:
-            action = action_from_msg(msg, self.act_dim)
-        except ValueError as exc:
-            self.rejected_actions += 1
-            self.get_logger().warning(f'rejected action ({self.rejected_actions} so far): {exc}',
-                                      throttle_duration_sec=WARN_PERIOD_S)
+        action = validated(self, 'rejected_actions', 'action', action_from_msg, msg, self.act_dim)
+        if action is None:
             return
         self._latest_action = action
         self._latest_action_ns = self._now_ns()

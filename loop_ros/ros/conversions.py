@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import array
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from builtin_interfaces.msg import Time
 from nav_msgs.msg import Odometry
@@ -31,8 +31,12 @@ from loop_ros.msg import Transition
 __all__ = [
     'TransitionArrays', 'action_from_msg', 'action_msg', 'check_vector', 'float32_array',
     'from_float32_multi_array', 'observation_from_msg', 'observation_msg', 'odometry_msg',
-    'to_float32_multi_array', 'transition_from_msg', 'transition_msg',
+    'to_float32_multi_array', 'transition_from_msg', 'transition_msg', 'stream_key',
+    'validated',
 ]
+
+REJECT_LOG_PERIOD_S = 2.0
+"""At most one warning per this many seconds about rejected messages of one kind."""
 
 
 def check_vector(values: Any, name: str, length: int | None = None) -> np.ndarray:
@@ -155,6 +159,20 @@ def transition_msg(obs: Any, action: Any, next_obs: Any, reward: float, cost: fl
     msg.episode = int(episode)
     msg.step = int(step)
     return msg
+
+
+def validated(node: Any, counter: str, what: str, convert: Callable[..., Any], *args: Any
+              ) -> Any | None:
+    """``convert(*args)``; on ValueError None, after counting ``node.<counter>`` and logging why
+    (throttled): how every subscriber refuses a malformed message and keeps running."""
+    try:
+        return convert(*args)
+    except ValueError as exc:
+        count = getattr(node, counter) + 1
+        setattr(node, counter, count)
+        node.get_logger().warning(f'rejected {what} ({count} so far): {exc}',
+                                  throttle_duration_sec=REJECT_LOG_PERIOD_S)
+        return None
 
 
 def stream_key(msg: Any) -> str:

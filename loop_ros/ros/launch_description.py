@@ -29,7 +29,7 @@ def node_actions(context: Any, graph_name: str) -> list[Node]:
         Node(package=s.package, executable=s.executable, name=s.name, namespace=s.namespace,
              parameters=[*s.params_files, dict(s.parameters)], remappings=list(s.remappings),
              ros_arguments=['--log-level', s.log_level], respawn=s.respawn,
-             respawn_delay=s.respawn_delay_s, output='screen',
+             respawn_delay=s.respawn_delay_s, output='screen', additional_env=dict(s.env),
              on_exit=Shutdown(reason=f'required node {s.label} exited') if s.required else None)
         for s in specs
     ]

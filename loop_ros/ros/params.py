@@ -1,13 +1,14 @@
 """ROS parameters from the config dataclasses: declare, read back, validate on set.
 
 One generic function set walks any (nested) config dataclass of ``loop_ros.core`` (nav2 MPPI's
-namespaced getters; ``style.md`` 1.3 and 3.4):
+namespaced getters, with descriptors and an on-set validation callback as rclpy documents):
 
 * :func:`declare_config` declares ``<prefix>.<field>`` for every field, with a
   ``ParameterDescriptor`` carrying the description, the ``FloatingPointRange`` /
   ``IntegerRange`` of ``metadata['range']``, the allowed strings in ``additional_constraints``
-  and ``read_only`` for static fields. Nested groups nest the prefix: ``LoopConfig`` declares
-  ``sac.*``, ``ensemble.*``, ``arc.*`` and ``train.*``.
+  and ``read_only`` for static fields (and, given the node's ``live`` names, for the fields it
+  does not apply at run time: ``loop_ros.core.live_config``). Nested groups nest the prefix:
+  ``LoopConfig`` declares ``sac.*``, ``ensemble.*``, ``arc.*`` and ``train.*``.
 * :func:`read_config` rebuilds the dataclass from the node's current values.
 * :func:`add_validation` registers a pre-set callback (an integer given for a float parameter
   becomes a float) and an on-set callback that only *validates*: type, range, allowed strings
@@ -15,9 +16,11 @@ namespaced getters; ``style.md`` 1.3 and 3.4):
   successful=False, reason=...)``. Applying accepted values is the node's job, in a post-set
   callback (``node.add_post_set_parameters_callback``) or at the start of its next tick.
 
-rclpy checks read-only and ranges itself before the on-set callback runs; its reasons name the
-parameter and the bounds ('Parameter arc.temperature out of range Min: ..., Max: ..., value:
-...'), so every rejection says which parameter and why.
+rclpy checks read-only and ranges itself before the on-set callback runs; its range reasons name
+the parameter and the bounds ('Parameter arc.temperature out of range Min: ..., Max: ...,
+value: ...'), and its read-only reason is replaced by one that says why and what to do
+(:func:`read_only_reason`: "arc.horizon is static (...): restart the node to change it"), so
+every rejection says which parameter and why.
 
 Typical node code (planner)::
 
@@ -31,7 +34,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import math
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 from rcl_interfaces.msg import FloatingPointRange
 from rcl_interfaces.msg import IntegerRange
@@ -48,8 +51,9 @@ from loop_ros.core.config import ConfigError
 from loop_ros.core.config import from_dict
 
 __all__ = [
-    'add_validation', 'declare_config', 'declare_groups', 'describe', 'iter_parameters', 'join',
-    'parameter_table', 'parameter_type', 'read_config',
+    'add_validation', 'declare_config', 'declare_groups', 'describe', 'explain_read_only',
+    'is_static', 'iter_parameters', 'join', 'parameter_table', 'parameter_type', 'read_config',
+    'read_only_reason',
 ]
 
 
@@ -115,13 +119,30 @@ def parameter_type(f: dataclasses.Field) -> Parameter.Type:
                     'an empty tuple annotated tuple[str, ...])')
 
 
-def describe(name: str, f: dataclasses.Field) -> ParameterDescriptor:
-    """The ``ParameterDescriptor`` of a config field: description, range, read_only."""
+STATIC_NOTE = 'static: read-only at run time, restart the node to change it (params file or -p)'
+"""``additional_constraints`` of a static parameter (``ros2 param describe`` shows it)."""
+NOT_LIVE_NOTE = ('read-only at run time on this node, which does not use it while running: set it '
+                 'at start-up (params file or -p)')
+"""``additional_constraints`` of a dynamic parameter the node does not apply at run time."""
+
+
+def is_static(name: str, f: dataclasses.Field, live: Collection[str] | None = None) -> bool:
+    """Read-only at run time: a static field, or one outside the node's ``live`` names."""
+    return bool(f.metadata.get('static', False)) or (live is not None and name not in live)
+
+
+def describe(name: str, f: dataclasses.Field,
+             live: Collection[str] | None = None) -> ParameterDescriptor:
+    """The ``ParameterDescriptor`` of a config field: description, range, read_only.
+
+    ``live``: the names the node applies at run time (``loop_ros.core.live_config``); a
+    dynamic field outside them is read-only on this node too. None: only static fields are.
+    """
     meta = f.metadata
     ptype = parameter_type(f)
     desc = ParameterDescriptor(name=name, type=ptype.value,
                                description=str(meta.get('description', '')),
-                               read_only=bool(meta.get('static', False)))
+                               read_only=is_static(name, f, live))
     rng = meta.get('range')
     if rng is not None:
         if ptype == Parameter.Type.STRING:
@@ -133,7 +154,7 @@ def describe(name: str, f: dataclasses.Field) -> ParameterDescriptor:
             desc.floating_point_range = [FloatingPointRange(
                 from_value=float(rng[0]), to_value=float(rng[1]), step=0.0)]
     if desc.read_only:
-        note = 'static: read-only at runtime, set it at start-up (params file or -p)'
+        note = STATIC_NOTE if meta.get('static', False) else NOT_LIVE_NOTE
         desc.additional_constraints = '; '.join(filter(None, [desc.additional_constraints,
                                                               note]))
     return desc
@@ -163,7 +184,8 @@ def _coerce(ptype: Parameter.Type, param: Parameter) -> Any:
 
 
 def declare_config(node: Node, cfg_type: type, prefix: str = '',
-                   defaults: Mapping[str, Any] | None = None) -> None:
+                   defaults: Mapping[str, Any] | None = None,
+                   live: Collection[str] | None = None) -> None:
     """Declare ``<prefix>.<field>`` for every field of ``cfg_type`` (nested groups nest).
 
     ``defaults`` (parameter name -> value, e.g. a task's ``hyperparameters``) replaces the
@@ -172,13 +194,13 @@ def declare_config(node: Node, cfg_type: type, prefix: str = '',
 
     Overrides (``--params-file``, ``-p``, ``parameter_overrides``) take effect as usual; an
     integer override of a float parameter is accepted as a float. A wrongly typed or out-of-range
-    override raises :class:`ConfigError` naming the parameter.
+    override raises :class:`ConfigError` naming the parameter. ``live``: see :func:`describe`.
     """
     overrides: Mapping[str, Parameter] = getattr(node, '_parameter_overrides', {})
     for name, f in iter_parameters(cfg_type, prefix):
         if node.has_parameter(name):
             continue
-        desc = describe(name, f)
+        desc = describe(name, f, live)
         value = _to_ros(defaults[name] if defaults and name in defaults else f.default)
         ignore_override = False
         if name in overrides:
@@ -202,11 +224,16 @@ def declare_config(node: Node, cfg_type: type, prefix: str = '',
 
 
 def declare_groups(node: Node, groups: Mapping[str, type],
-                   defaults: Mapping[str, Any] | None = None) -> None:
-    """:func:`declare_config` for each ``prefix -> dataclass``, then :func:`add_validation`."""
+                   defaults: Mapping[str, Any] | None = None,
+                   live: Collection[str] | None = None) -> None:
+    """:func:`declare_config` for each ``prefix -> dataclass``, then :func:`add_validation`.
+
+    ``live``: the parameters the node applies at run time (``live_parameters(node_name)``);
+    the others become read-only. None: the static flags of the dataclasses alone decide.
+    """
     for prefix, cfg_type in groups.items():
-        declare_config(node, cfg_type, prefix, defaults)
-    add_validation(node, groups)
+        declare_config(node, cfg_type, prefix, defaults, live)
+    add_validation(node, groups, live)
 
 
 def _build_data(node: Node, cfg_type: type, prefix: str, changes: Mapping[str, Any],
@@ -256,12 +283,19 @@ def _leaf_groups(groups: Mapping[str, type]
     return out
 
 
-def add_validation(node: Node, cfg_types_by_prefix: Mapping[str, type]) -> Callable:
+def add_validation(node: Node, cfg_types_by_prefix: Mapping[str, type],
+                   live: Collection[str] | None = None) -> Callable:
     """Validate parameter sets of the given groups; reject bad values with a reason.
 
     Call it after :func:`declare_config`. ``cfg_types_by_prefix`` maps a prefix to a config
     dataclass, e.g. ``NODE_PARAMETERS['planner']`` or ``{'': LoopConfig}`` (nested groups are
     followed). Parameters outside these groups (``use_sim_time``, ...) are left alone.
+
+    A set of a static parameter (see :func:`is_static`) after its declaration is refused with a
+    reason that says why and what to do (:func:`read_only_reason`): rclpy refuses it first,
+    since the descriptor is read-only, and its own reason ("Trying to set a read-only
+    parameter: <name>.") is replaced by ours (:func:`explain_read_only`); the on-set check
+    below keeps the rule should a descriptor have been replaced.
 
     Returns:
         The on-set callback (for ``node.remove_on_set_parameters_callback``).
@@ -287,6 +321,9 @@ def add_validation(node: Node, cfg_types_by_prefix: Mapping[str, type]) -> Calla
                 continue
             prefix, cfg_type, f = leaf
             value = _from_ros(p.value)
+            if node.has_parameter(p.name) and is_static(p.name, f, live):
+                return SetParametersResult(successful=False,
+                                           reason=read_only_reason(p.name, f))
             expected = parameter_type(f)
             if p.type_ != expected and _coerce(expected, p) is None:
                 return SetParametersResult(
@@ -315,7 +352,46 @@ def add_validation(node: Node, cfg_types_by_prefix: Mapping[str, type]) -> Calla
 
     node.add_pre_set_parameters_callback(coerce)
     node.add_on_set_parameters_callback(validate)
+    explain_read_only(node, {name: leaf[2] for name, leaf in leaves.items()})
     return validate
+
+
+def read_only_reason(name: str, f: dataclasses.Field) -> str:
+    """Why a set of ``name`` is refused at run time, and what to do instead."""
+    if f.metadata.get('static', False):
+        return (f'{name} is static (read-only at run time: the node builds its models, buffers, '
+                'files or connections from it at start-up): restart the node to change it '
+                '(params file or -p)')
+    return (f'{name} is read-only at run time on this node, which does not use it while '
+            'running: set it at start-up (params file or -p), or on the node that applies it '
+            'live (docs/ros.md, "Parameters at run time")')
+
+
+_RCLPY_READ_ONLY = 'Trying to set a read-only parameter'
+
+
+def explain_read_only(node: Node, fields: Mapping[str, dataclasses.Field]) -> None:
+    """Replace rclpy's read-only refusal of the ``fields`` parameters by :func:`read_only_reason`.
+
+    rclpy checks ``read_only`` (in ``Node._apply_descriptor``) before any callback runs, so no
+    callback can word that refusal. This wraps the node's ``_apply_descriptor`` (an instance
+    attribute; the class is untouched) and rewrites only that reason; nodes of an rclpy without
+    the method keep rclpy's wording. Several calls chain.
+    """
+    original = getattr(node, '_apply_descriptor', None)
+    if original is None or not fields:
+        return
+
+    def apply_descriptor(parameter: Parameter, *args: Any, **kwargs: Any) -> SetParametersResult:
+        result = original(parameter, *args, **kwargs)
+        f = fields.get(parameter.name)
+        if (f is not None and not result.successful
+                and result.reason.startswith(_RCLPY_READ_ONLY)):
+            return SetParametersResult(successful=False,
+                                       reason=read_only_reason(parameter.name, f))
+        return result
+
+    node._apply_descriptor = apply_descriptor  # type: ignore[method-assign]
 
 
 def parameter_table(cfg_type: type, prefix: str = '') -> list[tuple[str, str, Any, str, str]]:

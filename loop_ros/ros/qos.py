@@ -1,7 +1,7 @@
 """Named QoS profiles of every loop_ros topic, in one place (nav2's ``qos_profiles.hpp`` habit).
 
 Use these constants in every publisher and subscription; ``docs/ros.md`` has the rationale.
-Two rules follow from the DDS matching rules and ``ros2-from-pypi.md`` section 1:
+Two rules follow from the DDS matching rules and the rclpy wheels' behaviour:
 
 * a *best-effort* publisher matches only best-effort subscriptions; a *reliable* publisher
   matches both. Profiles that outside tools (rviz, nav2) subscribe to are reliable.
@@ -75,3 +75,32 @@ CLOCK = _profile(1, reliable=False)
 
 Exactly the profile rclpy's ``TimeSource`` subscribes with; only the newest time matters.
 """
+
+ODOMETRY_INPUT = _profile(1, reliable=False)
+"""``odom`` as the robot adapter reads a base driver's odometry: best effort, keep last 1.
+
+A best-effort reader matches reliable and best-effort writers alike (drivers use either), and a
+controller wants the newest state only; staleness comes from ``header.stamp``.
+"""
+
+COMMAND = _profile(1, reliable=True)
+"""``cmd_vel`` (robot adapter -> base driver): reliable, keep last 1.
+
+Matches reliable and best-effort readers (ros2_controllers subscribe with the system default,
+reliable); an old command is worthless, so depth 1. The adapter republishes at its command
+rate, which keeps the driver's own watchdog fed.
+"""
+
+VISUALIZATION = _profile(5, reliable=True)
+"""``~/plan`` (nav_msgs/Path) and ``~/plan_markers`` (visualization_msgs/MarkerArray): reliable,
+volatile, keep last 5.
+
+What RViz2 and Foxglove subscribe with by default (reliable, volatile, a small depth): a
+best-effort writer would not match RViz's default reliable reader. Publishers catch the error a
+full reliable history raises (a stalled viewer must not stop the control loop).
+"""
+
+DIAGNOSTICS = _profile(10, reliable=True)
+"""``/diagnostics`` (diagnostic_msgs/DiagnosticArray, about 1 Hz per node): reliable, volatile,
+keep last 10, like diagnostic_updater's publisher, so diagnostic_aggregator, rqt_robot_monitor
+and Foxglove match it."""

@@ -67,6 +67,15 @@ def test_learner_node_starts_from_replay_bags(tmp_path: Path, make_random_bag) -
         other = write_transitions(tmp_path / 'other', TransitionData.from_arrays(
             np.zeros((5, 4)), np.zeros((5, 2)), np.zeros(5), np.zeros((5, 4))))
         params['replay_bags'] = [str(other)]
+        # a restart resumes from the state saved at close: the bags are in it, not read again
+        resumed = Probe(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        try:
+            assert resumed.learner.env_steps == 150 and len(resumed.learner.buffer) == 150
+            assert resumed.version == 1 and resumed.announced[0] == (1, False)
+        finally:
+            resumed.close()
+            resumed.destroy_node()
+        params['resume'] = False
         with pytest.raises(BagError, match=r'message 0: obs has 4 values, expected 9 '
                            r'\(obs_dim\)'):
             Probe(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])

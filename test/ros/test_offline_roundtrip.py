@@ -3,8 +3,9 @@
 1. ``loop-ros launch rccar nodes:=sim_bridge,planner record:=BAG``: with no learner the planner
    acts uniformly at random; the recorder writes every Transition to a bag;
 2. ``train_offline`` on that bag (ensemble + CRR), as ``loop-ros train-offline`` does;
-3. the same graph with the planner on the offline checkpoint (``checkpoint:=final.pt``, no
-   learner running): offline LOOP must drive the car better than the random actions did.
+3. the same graph in deploy mode on the offline checkpoint (``mode:=deploy
+   checkpoint:=final.pt``: no learner is started, the planner acts with the plan mean and never
+   explores): offline LOOP must drive the car better than the random actions did.
 """
 from __future__ import annotations
 
@@ -115,12 +116,13 @@ def test_record_train_offline_deploy(tmp_path: Path, monkeypatch) -> None:
         observer.returns.clear()
         code = run_graph({'params_file': str(params_file(tmp_path, 'deploy', DEPLOY_EPISODES,
                                                          deploy=True)),
-                          'nodes': 'sim_bridge,planner', 'checkpoint': str(result.checkpoint),
+                          'mode': 'deploy', 'checkpoint': str(result.checkpoint),
                           'checkpoint_dir': str(tmp_path / 'none')},
                          tmp_path / 'deploy.log', observer, executor, timeout=150.0)
         log = (tmp_path / 'deploy.log').read_text()
         assert code == 0, log[-3000:]
         assert 'offline checkpoint: planning with its settings' in log
+        assert 'mode deploy' in log and 'started learner' not in log
         loop_returns = list(observer.returns)
         assert len(loop_returns) == DEPLOY_EPISODES, log[-3000:]
     finally:
