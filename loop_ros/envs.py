@@ -53,3 +53,16 @@ def make_env(env_id: str, seed: int | None = None, **kwargs: Any) -> gymnasium.E
         env.reset(seed=seed)
         env.action_space.seed(seed)
     return env
+
+
+def raw_action_bounds(env: gymnasium.Env) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) of a :func:`make_env` env's own action space, before the rescaling."""
+    space = env.env.action_space   # the Box under RescaleAction
+    return np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+
+
+def normalized_action(values: Any, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Physical action values -> the normalised [-1, 1] action (clipped into the box)."""
+    span = np.where(high > low, high - low, 1.0)
+    a = 2.0 * (np.clip(np.asarray(values, np.float64), low, high) - low) / span - 1.0
+    return np.clip(a, -1.0, 1.0).astype(np.float32)

@@ -188,9 +188,9 @@ class Launcher:
         proc.popen.stdout.close()
 
     def _start(self, proc: _Proc) -> None:
-        proc.popen = subprocess.Popen(proc.cmd, env={**self._env, **proc.spec.env}, stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      process_group=0)
+        proc.popen = subprocess.Popen(proc.cmd, env={**self._env, **proc.spec.env},
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, process_group=0)
         proc.returncode = None
         proc.restart_at = None
         proc.reader = threading.Thread(target=self._pump, args=(proc,), daemon=True)

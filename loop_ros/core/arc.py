@@ -26,6 +26,7 @@ fewer than ``min_feasible`` are, refits towards low cost. Baselines by config: `
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -78,6 +79,12 @@ class PlanInfo:
     action_std: float
     predicted_worst_cost: float
     num_feasible: int
+    num_finite: int = -1
+    """Candidates of the last iteration with a finite score; 0 also when the plan itself is not
+    finite (-1: not counted)."""
+    fallback: str = ''
+    """'' (the plan), or why it was not used: 'actor' / 'zero' when no candidate's imagined
+    return was finite (a model predicting NaN or inf): the actor's action, else normalised 0."""
 
 
 @dataclass(frozen=True)
@@ -205,8 +212,22 @@ class ArcPlanner:
             plan = mean
         self._prev_plan = plan.clone()
         self._last = (candidates, scores)   # references only, for visualise()
-        info = self._info(scores, weights, var, worst_costs)
+        info = self._info(scores, weights, var, worst_costs, plan[0])
+        if info.num_finite == 0:   # no finite candidate, or a non-finite plan
+            return self._fallback(obs, info)
         return plan[0].clamp(ACTION_LOW, ACTION_HIGH), info
+
+    def _fallback(self, obs: torch.Tensor, info: PlanInfo) -> tuple[torch.Tensor, PlanInfo]:
+        """No finite candidate (or a non-finite plan): the actor's action if it is finite,
+        else normalised 0; the warm start is dropped. Never a NaN action."""
+        self.reset()
+        if self.actor is not None:
+            action = self.actor(obs.unsqueeze(0))[0]
+            if bool(torch.isfinite(action).all()):
+                return (action.clamp(ACTION_LOW, ACTION_HIGH),
+                        dataclasses.replace(info, fallback='actor'))
+        return (torch.zeros(self.act_dim, device=self.device),
+                dataclasses.replace(info, fallback='zero'))
 
     @torch.no_grad()
     def imagine_plan(self, obs: torch.Tensor) -> torch.Tensor:
@@ -345,26 +366,40 @@ class ArcPlanner:
         return Rollout(returns.view(shape), None if costs is None else costs.view(shape))
 
     def _score(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Candidate scores (C,): mean over members and particles, minus beta * member std."""
+        """Candidate scores (C,): mean over members and particles, minus beta * member std.
+
+        A candidate whose imagined return is not finite anywhere (a model predicting NaN or inf)
+        scores -inf and its worst cost is +inf: it gets zero weight and is never feasible.
+        """
         per_member = rollout.returns.mean(dim=2)                            # (M, C)
         scores = per_member.mean(dim=0)
         if self.cfg.pessimism > 0.0 and per_member.shape[0] > 1:
             scores = scores - self.cfg.pessimism * per_member.std(dim=0)
+        scores = torch.where(torch.isfinite(scores), scores, float('-inf'))
         worst = None
         if rollout.costs is not None:
             worst = rollout.costs.amax(dim=(0, 2))                           # (C,)
+            worst = torch.where(torch.isfinite(worst) & torch.isfinite(scores), worst,
+                                float('inf'))
         return scores, worst
 
     def _weights(self, scores: torch.Tensor, worst_costs: torch.Tensor | None) -> torch.Tensor:
-        """Normalised candidate weights (C,): softmax(kappa * R), CEM top-k, or safe LOOP's rule."""
+        """Normalised candidate weights (C,): softmax(kappa * R), CEM top-k, or safe LOOP's rule.
+
+        With no finite score at all the weights are uniform (finite, so the refit and the
+        sampling stay defined; :meth:`plan` then falls back instead of using the plan).
+        """
         cfg = self.cfg
         if worst_costs is None:
-            return self._reward_weights_of(scores)
-        feasible = worst_costs <= cfg.cost_limit
-        towards_safety = torch.softmax(-cfg.temperature * worst_costs, dim=0)
-        towards_reward = self._reward_weights_of(scores.masked_fill(~feasible, float('-inf')))
-        # chosen on the device: no host synchronisation inside the iteration loop
-        return torch.where(feasible.sum() < cfg.min_feasible, towards_safety, towards_reward)
+            weights = self._reward_weights_of(scores)
+        else:
+            feasible = worst_costs <= cfg.cost_limit
+            towards_safety = torch.softmax(-cfg.temperature * worst_costs, dim=0)
+            towards_reward = self._reward_weights_of(scores.masked_fill(~feasible, float('-inf')))
+            # chosen on the device: no host synchronisation inside the iteration loop
+            weights = torch.where(feasible.sum() < cfg.min_feasible, towards_safety,
+                                  towards_reward)
+        return torch.where(torch.isfinite(weights), weights, 1.0 / weights.numel())
 
     def _reward_weights_of(self, scores: torch.Tensor) -> torch.Tensor:
         if self.cfg.optimizer == 'cem':
@@ -383,14 +418,20 @@ class ArcPlanner:
         return mean, var
 
     def _info(self, scores: torch.Tensor, weights: torch.Tensor, var: torch.Tensor,
-              worst_costs: torch.Tensor | None) -> PlanInfo:
-        """One host transfer of the few scalars the node publishes."""
+              worst_costs: torch.Tensor | None, action: torch.Tensor) -> PlanInfo:
+        """One host transfer of the few scalars the node publishes (and the fallback needs)."""
+        finite = torch.isfinite(scores)
         values = torch.stack([
-            scores.max(), (weights * scores.nan_to_num(neginf=0.0)).sum(), var.sqrt().mean(),
-            (weights * worst_costs).sum() if worst_costs is not None else scores.new_zeros(()),
+            scores.max(), (weights * scores.nan_to_num(neginf=0.0)).sum(),
+            var.sqrt().mean(),
+            finite.sum().float(),
+            (torch.where(weights > 0, weights * worst_costs, 0.0).sum()
+             if worst_costs is not None else scores.new_zeros(())),
             ((worst_costs <= self.cfg.cost_limit).sum().float() if worst_costs is not None
              else scores.new_tensor(float(scores.numel()))),
+            torch.isfinite(action).all().float(),
         ]).tolist()
         return PlanInfo(iterations=self.cfg.num_iterations, elite_return=values[0],
                         mean_return=values[1], action_std=values[2],
-                        predicted_worst_cost=values[3], num_feasible=int(values[4]))
+                        predicted_worst_cost=values[4], num_feasible=int(values[5]),
+                        num_finite=int(values[3]) if values[6] else 0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+import math
 
 from loop_ros.core.config import ArcConfig
 from loop_ros.core.config import ConfigError
@@ -28,6 +29,10 @@ DEFAULT_ENV_ID = 'loop_ros/RCCarCircle-v0'
 SAFE_ACTION_MODES = ('zero', 'raw_zero', 'hold')
 PLANNER_MODES = ('learn', 'deploy')
 WEIGHTS_ROUTES = ('auto', 'file', 'topic')
+PLANNER_SAFE_ACTIONS = ('zero', 'hold', 'value')
+"""What the planner sends when it cannot plan: ``zero``: each actuator's physical zero (the env's
+action 0 clipped into its box; normalised 0 for a task without a gym env), ``hold``: the last
+action it sent, ``value``: ``safe_action_value`` in physical units."""
 """``learn``: act on the learner's weights as they arrive (file or topic), explore while it
 says so; ``deploy``: act on one checkpoint with the plan's mean, never explore, no learner."""
 """``zero``: normalised 0 (the centre of the action box); ``raw_zero``: the env action 0 clipped
@@ -79,8 +84,19 @@ class PlannerNodeConfig(_Validated):
     control_rate_hz: float = param(10.0, 'planning rate in sim time (0: 1 / the env control '
                                    'period env.unwrapped.dt)', (0.0, 1000.0), static=True)
     observation_timeout_s: float = param(0.5, 'observations older than this (stamp vs the '
-                                         'node clock) are stale: no plan is sent',
+                                         'node clock) are stale: the safe action is sent',
                                          (0.0, 3600.0))
+    future_tolerance_s: float = param(0.1, 'observations stamped more than this after the node '
+                                      'clock are rejected (a producer whose clock runs ahead '
+                                      'would look fresh forever)', (0.0, 3600.0))
+    safe_action: str = param('zero', "sent when no plan can be (stale observation, an error in "
+                             "a tick, a non-finite action, deactivate, shutdown): 'zero': each "
+                             "actuator's physical zero (the env's action 0 clipped into its "
+                             "box; normalised 0 for a task without a gym env), 'hold': the last "
+                             "action sent, 'value': safe_action_value", PLANNER_SAFE_ACTIONS)
+    safe_action_value: tuple[float, ...] = param(
+        (), "with safe_action 'value': one value per action dimension, in the env's physical "
+        'units (normalised units for a task without a gym env)')
     deadline_fraction: float = param(0.8, 'plan deadline as a fraction of the control period; '
                                      "on overrun the actor's action is sent", (0.01, 1.0))
     mode: str = param('learn', "'learn': act on the learner's weights as they arrive "
@@ -109,6 +125,15 @@ class PlannerNodeConfig(_Validated):
     publish_markers: bool = param(False, "publish the plan as visualization_msgs/MarkerArray on "
                                   "'~/plan_markers' (best and worst candidates coloured by "
                                   "score, the ensemble's spread) when the env exposes a pose")
+
+    def validate(self) -> None:
+        """``safe_action: value`` needs finite values."""
+        if self.safe_action == 'value' and not self.safe_action_value:
+            raise ConfigError("PlannerNodeConfig.safe_action 'value' needs safe_action_value "
+                              '(one value per action dimension)')
+        if not all(math.isfinite(v) for v in self.safe_action_value):
+            raise ConfigError(f'PlannerNodeConfig.safe_action_value must be finite, got '
+                              f'{list(self.safe_action_value)}')
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@
   With ``resume`` a restarted learner (even after ``kill -9``) loads the state, replays the
   journal written after it, says how many transitions it recovered, announces its newest
   checkpoint again (``explore`` false once past ``start_steps``) and carries on, so its planners
-  never go back to random actions. A state file for another model, or a corrupt one, is a configuration
-  error naming the file (move it away, or ``resume:=false``).
+  never go back to random actions. A state file for another model, or a corrupt one, is a
+  configuration error naming the file (move it away, or ``resume:=false``).
 * ``replay_bags``: Transition bags read into the replay buffer at start-up, before any live
   transition (``loop_ros.io.replay``). They count as environment steps (toward
   ``start_steps`` too), and the planners keep exploring until the model has been retrained on
@@ -92,7 +92,8 @@ class LearnerNode(Node):
         self.cfg = read_config(self, LearnerNodeConfig)
         loop_cfg = read_config(self, LoopConfig)
         seed_everything(loop_cfg.train.seed)
-        obs_dim, act_dim, _ = env_spec(self.cfg.env_id, self.cfg.task_module)
+        spec = env_spec(self.cfg.env_id, self.cfg.task_module)
+        obs_dim, act_dim = spec.obs_dim, spec.act_dim
         task = get_task(self.cfg.env_id, warn=False)
         self.learner = LoopLearner(loop_cfg, obs_dim, act_dim, task,
                                    resolve_device(loop_cfg.train.device))

@@ -33,6 +33,7 @@ and the executed action is the plan's mean (``explore=False`` in ARC).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import importlib
 import math
 import os
@@ -47,6 +48,7 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode
 from rclpy.lifecycle import LifecycleState
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -88,6 +90,8 @@ from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
 
 CHECKPOINT_KIND = 'loop_ros.learner'
+SHUTDOWN_ACK_S = 0.5
+"""At shutdown, how long the planner waits for its last (safe) action to be acknowledged."""
 
 
 def load_task(env_id: str, task_module: str = '') -> Task:
@@ -124,23 +128,43 @@ def declare_node_parameters(node: Node, node_name: str) -> None:
     declare_groups(node, groups, defaults=presets, live=live_parameters(node_name))
 
 
-def env_spec(env_id: str, task_module: str = '') -> tuple[int, int, float]:
-    """(obs_dim, act_dim, dt) of a task: from its registered description, else its gym env.
+@dataclass(frozen=True)
+class TaskSpec:
+    """Sizes, control period and (for gym envs) physical action bounds of a task."""
+
+    obs_dim: int
+    act_dim: int
+    dt: float
+    action_low: np.ndarray | None = None
+    """The env's own action bounds (before the rescaling to [-1, 1]); None for robot tasks."""
+    action_high: np.ndarray | None = None
+
+    def normalized(self, values: Any) -> np.ndarray:
+        """Physical action values -> normalised (identity, clipped, without bounds)."""
+        if self.action_low is None or self.action_high is None:
+            return np.clip(np.asarray(values, np.float32), -1.0, 1.0)
+        from loop_ros.envs import normalized_action
+        return normalized_action(values, self.action_low, self.action_high)
+
+
+def env_spec(env_id: str, task_module: str = '') -> TaskSpec:
+    """The :class:`TaskSpec` of a task: from its registered description, else its gym env.
 
     Raises ValueError (see :func:`load_task`).
     """
     task = load_task(env_id, task_module)
     if task.obs_dim is not None and task.act_dim is not None:
-        return task.obs_dim, task.act_dim, float(task.dt or 0.0)
+        return TaskSpec(task.obs_dim, task.act_dim, float(task.dt or 0.0))
     from loop_ros.envs import make_env
+    from loop_ros.envs import raw_action_bounds
     try:
         env = make_env(env_id)
     except Exception as exc:  # gymnasium raises several types for unknown/broken ids
         raise ValueError(f'env_id {env_id!r} is neither a registered robot task nor a '
                          f'gymnasium env: {exc}') from exc
     try:
-        return (int(env.observation_space.shape[0]), int(env.action_space.shape[0]),
-                float(getattr(env.unwrapped, 'dt', 0.0)))
+        return TaskSpec(int(env.observation_space.shape[0]), int(env.action_space.shape[0]),
+                        float(getattr(env.unwrapped, 'dt', 0.0)), *raw_action_bounds(env))
     finally:
         env.close()
 
@@ -169,6 +193,9 @@ class PlannerNode(LifecycleNode):
         self._pubs: list[Any] = []
         self._subs: list[Any] = []
         self.ticks = 0
+        self.tick_errors = 0        # ticks that raised: the safe action was sent
+        self.plan_fallbacks = 0     # plans with no finite candidate (a model predicting NaN)
+        self.nonfinite_actions = 0  # non-finite actions replaced by the safe action
         self.deadline_misses = 0
         self.stale_observations = 0
         self.compute_ms: list[float] = []
@@ -181,11 +208,17 @@ class PlannerNode(LifecycleNode):
         try:
             self.cfg = read_config(self, PlannerNodeConfig)
             loop_cfg = read_config(self, LoopConfig)
-            obs_dim, act_dim, dt = env_spec(self.cfg.env_id, self.cfg.task_module)
+            spec = env_spec(self.cfg.env_id, self.cfg.task_module)
+            obs_dim, act_dim, dt = spec.obs_dim, spec.act_dim, spec.dt
+            if self.cfg.safe_action == 'value' and len(self.cfg.safe_action_value) != act_dim:
+                raise ConfigError(f'safe_action_value has {len(self.cfg.safe_action_value)} '
+                                  f'values, the task has {act_dim} action dimensions')
         except (ConfigError, ValueError) as exc:
             self.get_logger().error(f'configure failed: {exc}')
             return TransitionCallbackReturn.ERROR
         self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.spec = spec
+        self._last_sent = np.zeros(act_dim, np.float32)
         rate = self.cfg.control_rate_hz or (1.0 / dt if dt > 0 else 10.0)
         self.period_s = 1.0 / rate
         device = resolve_device(loop_cfg.train.device)
@@ -270,7 +303,7 @@ class PlannerNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Publish the safe action, stop the timer, forget the warm start."""
-        self._publish_action(np.zeros(self.act_dim, np.float32), self._latest_stamp())
+        self._publish_action(self.safe_action(), self._latest_stamp())
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -301,6 +334,9 @@ class PlannerNode(LifecycleNode):
         for pool in (self._executor, self._loader):
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+        if self._pubs and self.action_pub.is_activated:   # SIGINT/SIGTERM: stop the robot
+            self._publish_action(self.safe_action(), self._latest_stamp())
+            self.action_pub.wait_for_all_acked(Duration(seconds=SHUTDOWN_ACK_S))
 
     def _release(self) -> None:
         for sub in self._subs:
@@ -326,13 +362,17 @@ class PlannerNode(LifecycleNode):
     def _on_observation(self, msg: Observation) -> None:
         try:
             obs = observation_from_msg(msg, self.obs_dim)
+            stamp_ns = stamp_to_ns(msg.header.stamp)
+            ahead_s = (stamp_ns - self.get_clock().now().nanoseconds) * 1e-9
+            if ahead_s > self.cfg.future_tolerance_s:  # type: ignore[union-attr]
+                raise ValueError(f'stamped {ahead_s:.3f} s in the future (future_tolerance_s '
+                                 f'{self.cfg.future_tolerance_s:g})')  # type: ignore
         except ValueError as exc:
             self.get_logger().warning(f'rejected observation: {exc}', throttle_duration_sec=2.0)
             self.extras.count_rejected()
             return
         with self._lock:
-            self._latest = (obs, stamp_to_ns(msg.header.stamp), msg.episode, msg.step,
-                            msg.header.frame_id)
+            self._latest = (obs, stamp_ns, msg.episode, msg.step, msg.header.frame_id)
 
     def _wanted(self, version: int) -> bool:
         """A version neither in use nor already being loaded (file and topic bring each)."""
@@ -403,10 +443,29 @@ class PlannerNode(LifecycleNode):
         with self._lock:
             return self._latest[1] if self._latest is not None else 0
 
+    def safe_action(self) -> np.ndarray:
+        """The normalised action sent when no plan can be (``safe_action``)."""
+        cfg = self.cfg
+        assert cfg is not None
+        if cfg.safe_action == 'hold':
+            return self._last_sent.copy()
+        values = cfg.safe_action_value if cfg.safe_action == 'value' else np.zeros(self.act_dim)
+        return self.spec.normalized(values)
+
     def _on_tick(self) -> None:
+        """One control tick; whatever goes wrong in it, the safe action goes out."""
+        self.ticks += 1
+        try:
+            self._tick()
+        except Exception as exc:  # the robot must get a command; the node must live on
+            self.tick_errors += 1
+            self.get_logger().error(f'tick failed ({self.tick_errors} so far): {exc!r}: sending '
+                                    'the safe action', throttle_duration_sec=2.0)
+            self._publish_action(self.safe_action(), self._latest_stamp())
+
+    def _tick(self) -> None:
         """Take the latest state, plan (with a deadline), publish, record stats."""
         assert self.cfg is not None and self.policy is not None
-        self.ticks += 1
         tick_start = time.perf_counter()
         self._swap_weights()
         self.extras.before_tick()   # parameter changes accepted since the last tick
@@ -417,8 +476,7 @@ class PlannerNode(LifecycleNode):
             self.stale_observations += 1
             self.get_logger().warning('no fresh observation: sending the safe action',
                                    throttle_duration_sec=2.0)
-            self._publish_action(np.zeros(self.act_dim, np.float32),
-                                 latest[1] if latest else now_ns)
+            self._publish_action(self.safe_action(), latest[1] if latest else now_ns)
             return
         obs, stamp_ns, episode, step, frame_id = latest
         # like nav2's controllers: every tick acts on the newest state, even one already answered
@@ -426,6 +484,12 @@ class PlannerNode(LifecycleNode):
             self.policy.reset()  # a new episode: drop the warm start
         self._episode_key = (episode, step)
         action, info, missed = self._plan_with_deadline(obs, tick_start)
+        if info is not None and info.fallback:
+            self.plan_fallbacks += 1
+            self.get_logger().warning(
+                f'no finite candidate in the plan ({self.plan_fallbacks} so far: the model '
+                f'predicts NaN or inf): sent the {info.fallback} action instead',
+                throttle_duration_sec=2.0)
         compute_ms = (time.perf_counter() - tick_start) * 1e3
         self.compute_ms = (self.compute_ms + [compute_ms])[-1000:]
         self._publish_action(action, stamp_ns)
@@ -476,10 +540,20 @@ class PlannerNode(LifecycleNode):
             return policy.actor_action(obs), None, True
 
     def _publish_action(self, action: np.ndarray, stamp_ns: int) -> None:
+        """Send a normalised action; a non-finite one is replaced by the safe action."""
         if not self._pubs:
             return
-        self.action_pub.publish(action_msg(np.clip(action, -1.0, 1.0), ns_to_stamp(stamp_ns),
+        action = np.asarray(action, np.float32)
+        if not np.isfinite(action).all():
+            self.nonfinite_actions += 1
+            self.get_logger().error(f'non-finite action {action.tolist()} '
+                                    f'({self.nonfinite_actions} so far): sending the safe action',
+                                    throttle_duration_sec=2.0)
+            action = self.safe_action()
+        action = np.clip(action, -1.0, 1.0)
+        self.action_pub.publish(action_msg(action, ns_to_stamp(stamp_ns),
                                            source=self.get_fully_qualified_name()))
+        self._last_sent = action
 
     def _publish_stats(self, info: Any, compute_ms: float, missed: bool, stamp_ns: int) -> None:
         msg = PlanStats()

@@ -50,6 +50,8 @@ from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.node_config import SimBridgeConfig
 from loop_ros.envs import EnvError
 from loop_ros.envs import make_env
+from loop_ros.envs import normalized_action
+from loop_ros.envs import raw_action_bounds
 from loop_ros.msg import Action
 from loop_ros.msg import EpisodeStats
 from loop_ros.msg import Observation
@@ -99,9 +101,7 @@ class SimBridgeNode(Node):
         self.obs_dim = int(self.env.observation_space.shape[0])
         self.dt = env_period(self.env, self.cfg.control_period_s)
         self.sim_clock = SimClock(self.dt)
-        raw = self.env.env.action_space  # the Box before RescaleAction
-        self._raw_low = np.asarray(raw.low, dtype=np.float64)
-        self._raw_high = np.asarray(raw.high, dtype=np.float64)
+        self._raw_low, self._raw_high = raw_action_bounds(self.env)
         pose_fn = getattr(self.env.unwrapped, 'base_pose_twist', None)
         self._pose_fn = pose_fn if (callable(pose_fn) and self.cfg.publish_odometry) else None
         self.source = self.get_fully_qualified_name()
@@ -186,9 +186,7 @@ class SimBridgeNode(Node):
         if mode == 'hold':
             return self._last_applied.copy()
         if mode == 'raw_zero':
-            raw = np.clip(0.0, self._raw_low, self._raw_high)
-            span = np.where(self._raw_high > self._raw_low, self._raw_high - self._raw_low, 1.0)
-            return np.clip(2.0 * (raw - self._raw_low) / span - 1.0, -1.0, 1.0).astype(np.float32)
+            return normalized_action(np.zeros(self.act_dim), self._raw_low, self._raw_high)
         return np.zeros(self.act_dim, dtype=np.float32)
 
     def _select_action(self) -> tuple[np.ndarray, bool]:

@@ -1,7 +1,8 @@
 """Parameters set at run time: validated on set, staged, applied by the node between two ticks.
 
-rclpy's three parameter callbacks (pre-set, on-set, post-set): :func:`loop_ros.ros.params.add_validation` already
-refuses wrong types, ranges, strings and cross-field errors, and the read-only descriptors
+rclpy's three parameter callbacks (pre-set, on-set, post-set):
+:func:`loop_ros.ros.params.add_validation` already refuses wrong types, ranges, strings and
+cross-field errors, and the read-only descriptors
 refuse static parameters (and those the node does not use while running,
 ``loop_ros.core.live_config``). :class:`LiveParameters` adds the node's own on-set check
 (e.g. the planner asks its ARC planner whether it can serve the new values) and, in post-set,

@@ -87,6 +87,8 @@ class PlannerDiagnostics:
         stale = d('stale', node.stale_observations)
         rejected_total = self.rejected_messages + int(getattr(node, 'rejected_weights', 0))
         rejected = d('rejected', rejected_total)
+        faults = {name: d(name, int(getattr(node, name, 0)))
+                  for name in ('tick_errors', 'plan_fallbacks', 'nonfinite_actions')}
         latest = getattr(node, '_latest', None)
         fresh = latest is not None and latest is not self._seen_latest   # new in this window
         if fresh:
@@ -109,6 +111,9 @@ class PlannerDiagnostics:
             'stale observations (total)': node.stale_observations,
             'observation age (s)': obs_age,
             'rejected messages (total)': rejected_total,
+            'tick errors (total)': int(getattr(node, 'tick_errors', 0)),
+            'plans without a finite candidate (total)': int(getattr(node, 'plan_fallbacks', 0)),
+            'non-finite actions replaced (total)': int(getattr(node, 'nonfinite_actions', 0)),
             'policy version': version if version is not None else -1,
             'policy age (s)': self.weights_age(version, now),
             'explore': bool(getattr(node, '_explore', False)),
@@ -134,6 +139,13 @@ class PlannerDiagnostics:
                                  "(the actor's action was sent)"))
         if rejected > 0:
             checks.append((WARN, f'rejected {int(rejected)} malformed messages'))
+        if faults['tick_errors'] > 0:
+            checks.append((ERROR, f"{int(faults['tick_errors'])} ticks failed with an error "
+                                  '(safe action sent; see the log)'))
+        if faults['plan_fallbacks'] + faults['nonfinite_actions'] > 0:
+            checks.append((WARN, f"{int(faults['plan_fallbacks'])} plans without a finite "
+                                 f"candidate, {int(faults['nonfinite_actions'])} non-finite "
+                                 'actions replaced (the model predicts NaN or inf)'))
         level, message = worst(*checks)
         return Status(level, message, values)
 

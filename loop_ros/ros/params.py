@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import array
 import dataclasses
+import difflib
 import math
 from typing import Any, Callable, Collection, Iterator, Mapping
 
@@ -233,7 +234,44 @@ def declare_groups(node: Node, groups: Mapping[str, type],
     """
     for prefix, cfg_type in groups.items():
         declare_config(node, cfg_type, prefix, defaults, live)
+    check_overrides(node)
     add_validation(node, groups, live)
+
+
+OVERRIDE_PREFIXES_ALLOWED = ('qos_overrides.',)
+"""Overrides rclpy itself reads without declaring them (QoS overrides of publishers)."""
+
+
+def _graph_parameter_names() -> set[str]:
+    """Every parameter some loop_ros node declares (a ``/**`` section may hold any of them)."""
+    from loop_ros.core.node_config import NODE_PARAMETERS
+    return {name for groups in NODE_PARAMETERS.values() for prefix, cfg_type in groups.items()
+            for name, _ in iter_parameters(cfg_type, prefix)}
+
+
+def check_overrides(node: Node) -> None:
+    """Every parameter given to the node (params file, ``-p``, launch) must be a loop_ros one.
+
+    A misspelt name (``arc.horizn``) would otherwise be ignored without a word and the node
+    would run on the default. A name another loop_ros node declares is let through (a ``/**``
+    section of a params file reaches every node). Raises :class:`ConfigError` naming each
+    unknown parameter and the closest declared names.
+    """
+    overrides = getattr(node, '_parameter_overrides', {})
+    declared = set(node._parameters)
+    known = declared | _graph_parameter_names()
+    unknown = sorted(name for name in overrides if name not in known
+                     and not name.startswith(OVERRIDE_PREFIXES_ALLOWED))
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, declared, n=2, cutoff=0.75)
+        hints.append(f"'{name}'" + (f" (did you mean {' or '.join(map(repr, close))}?)"
+                                    if close else ''))
+    raise ConfigError(f"node '{node.get_fully_qualified_name()}' has no parameter "
+                      f"{', '.join(hints)}: fix the params file, -p or launch argument "
+                      "(docs/parameters.md lists each node's parameters)")
 
 
 def _build_data(node: Node, cfg_type: type, prefix: str, changes: Mapping[str, Any],

@@ -262,3 +262,47 @@ def test_policy_prior_later_iterations_refine_around_the_weighted_mean(device):
     a_one, _ = one.plan(torch.zeros(1))
     a_many, _ = many.plan(torch.zeros(1))
     assert abs(a_many.item() - GOAL) < abs(a_one.item() - GOAL)
+
+
+class BrokenModel(PointModel):
+    """The point model, but predictions are NaN (or inf) where ``broken(obs, act)`` holds."""
+
+    def __init__(self, device, broken, value=float('nan'), **kwargs) -> None:
+        super().__init__(device, **kwargs)
+        self.broken, self.value = broken, value
+
+    def predict(self, obs, act, members=None, deterministic=False, generator=None):
+        next_obs, reward = super().predict(obs, act, members, deterministic, generator)
+        mask = self.broken(obs, act)
+        next_obs = torch.where(mask.unsqueeze(-1), self.value, next_obs)
+        return next_obs, torch.where(mask, self.value, reward)
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+@pytest.mark.parametrize('safe', [False, True])
+def test_non_finite_predictions_get_no_weight(device, value, safe):
+    # candidates with a0 > 0.3 blow up the model; the optimum among the rest is the boundary
+    model = BrokenModel(device, lambda s, a: a[..., 0] > 0.3, value)
+    extra = {'cost_limit': 10.0} if safe else {}
+    task = Task(cost=lambda s, a, s2: torch.zeros_like(s2[..., 0])) if safe else Task()
+    arc = planner(device, model, task=task, **extra)
+    for explore in (False, True):   # multinomial sampling must not see a NaN weight
+        action, info = arc.plan(torch.zeros(1), explore=explore)
+        assert torch.isfinite(action).all() and 0.2 < action.item() <= 0.3
+        assert 0 < info.num_finite < arc.num_candidates and info.fallback == ''
+        assert all(map(lambda v: v == v, (info.elite_return, info.mean_return,
+                                          info.action_std, info.predicted_worst_cost)))
+
+
+def test_a_model_that_only_predicts_nan_falls_back_to_the_actor_then_zero(device):
+    model = BrokenModel(device, lambda s, a: torch.ones_like(a[..., 0], dtype=torch.bool))
+    actor = lambda s: torch.full((s.shape[0], 1), -0.4, device=s.device)  # noqa: E731
+    arc = planner(device, model, actor=actor, num_actor_trajs=2)
+    action, info = arc.plan(torch.zeros(1), explore=True)
+    assert info.num_finite == 0 and info.fallback == 'actor'
+    assert action.item() == pytest.approx(-0.4)
+    assert not arc._prev_plan.any()   # the garbage plan is not kept as the warm start
+    nan_actor = lambda s: torch.full((s.shape[0], 1), float('nan'), device=s.device)  # noqa
+    for actor in (None, nan_actor):
+        action, info = planner(device, model, actor=actor).plan(torch.zeros(1))
+        assert info.fallback == 'zero' and action.tolist() == [0.0]

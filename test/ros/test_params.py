@@ -389,3 +389,27 @@ def test_sim_bridge_applies_dynamic_and_refuses_static(context) -> None:
     finally:
         node.close()
         node.destroy_node()
+
+
+@pytest.mark.parametrize('node_name', ['planner', 'learner', 'sim_bridge', 'recorder'])
+def test_a_misspelt_parameter_stops_the_node_before_it_starts(node_name, tmp_path):
+    """An unknown name in a params file or ``-p`` is an error naming it, with a suggestion."""
+    import importlib
+
+    from loop_ros.core.config import ConfigError
+    from loop_ros.graph import NODE_EXECUTABLES, EXECUTABLES
+    module = importlib.import_module(EXECUTABLES[NODE_EXECUTABLES[node_name]])
+    cls = {'planner': 'PlannerNode', 'learner': 'LearnerNode', 'sim_bridge': 'SimBridgeNode',
+           'recorder': 'RecorderNode'}[node_name]
+    typo = {'planner': 'arc.horizn', 'learner': 'updates_per_tik',
+            'sim_bridge': 'real_time_factr', 'recorder': 'storag'}[node_name]
+    # a parameter of another loop_ros node is let through (a /** section reaches every node)
+    shared = {'output': str(tmp_path / 'bag')} if node_name == 'recorder' else {}
+    rclpy.init()
+    try:
+        with pytest.raises(ConfigError, match=rf"no parameter '{typo}' \(did you mean"):
+            getattr(module, cls)(parameter_overrides=[
+                Parameter(typo, value=1), Parameter('checkpoint_every_steps', value=5),
+                *[Parameter(k, value=v) for k, v in shared.items()]])
+    finally:
+        rclpy.shutdown()
