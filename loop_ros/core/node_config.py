@@ -120,6 +120,10 @@ class PlannerNodeConfig(_Validated):
         static=True)
     autostart: bool = param(True, 'configure and activate the lifecycle node on start',
                             static=True)
+    torch_threads: int = param(1, "torch intra-op threads of this process (0: torch's default, "
+                               'one per core). With the learner on the same small computer, '
+                               'one each keeps them from spin-waiting on each other', (0, 256),
+                               static=True)
     publish_path: bool = param(False, 'publish the planned trajectory (nav_msgs/Path on '
                                "'~/plan') when the env exposes a pose")
     publish_markers: bool = param(False, "publish the plan as visualization_msgs/MarkerArray on "
@@ -148,6 +152,12 @@ class LearnerNodeConfig(_Validated):
                              static=True)
     checkpoint_dir: str = param('runs/checkpoints', 'directory for atomic checkpoint writes',
                                 static=True)
+    torch_threads: int = param(1, "torch intra-op threads of this process (0: torch's default, "
+                               'one per core). One leaves the other core to a planner on the '
+                               'same computer', (0, 256), static=True)
+    nice: int = param(5, 'niceness added to this process at start (0-19): training yields the '
+                      'CPU to the control loop of a planner on the same computer', (0, 19),
+                      static=True)
     checkpoint_every_steps: int = param(1000, 'write a checkpoint and publish policy_update '
                                         'every this many received transitions',
                                         (1, 1_000_000_000))

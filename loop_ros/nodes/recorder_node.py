@@ -135,8 +135,10 @@ class RecorderNode(Node):
         publishers = self.get_publishers_info_by_topic(name)
         best_effort = any(p.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
                           for p in publishers)
-        depth = qos.TRANSITION_DEPTH if msgtype == bags.TRANSITION_TYPE else OTHER_DEPTH
-        profile = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+        transitions = msgtype == bags.TRANSITION_TYPE   # training data: keep all, like the learner
+        profile = QoSProfile(history=HistoryPolicy.KEEP_ALL if transitions
+                             else HistoryPolicy.KEEP_LAST,
+                             depth=qos.TRANSITION_DEPTH if transitions else OTHER_DEPTH,
                              reliability=ReliabilityPolicy.BEST_EFFORT if best_effort
                              else ReliabilityPolicy.RELIABLE)
         assert self.writer is not None

@@ -1,6 +1,7 @@
 """The ``main()`` of every loop_ros node: init, build, spin, clean shutdown, exit code."""
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -89,6 +90,24 @@ def spin_until(node: Node, done: Future | None = None, threads: int = 2) -> None
             executor.shutdown()
 
 
+def share_compute(node: Node) -> None:
+    """This process's share of a small computer, from the node's ``torch_threads`` and
+    ``nice`` parameters (those it declares): torch intra-op threads, and a niceness raised to
+    ``nice`` (never lowered). Process-wide, so only :func:`run_node` applies it."""
+    if node.has_parameter('torch_threads'):
+        threads = int(node.get_parameter('torch_threads').value)
+        if threads > 0:
+            import torch
+            torch.set_num_threads(threads)
+    if node.has_parameter('nice'):
+        nice = int(node.get_parameter('nice').value)
+        try:
+            if os.getpriority(os.PRIO_PROCESS, 0) < nice:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as exc:   # a sandbox without the permission: say so, carry on
+            node.get_logger().warning(f'cannot set niceness {nice}: {exc}')
+
+
 def run_node(build: Callable[[], Node], name: str,
              errors: tuple[type[BaseException], ...] = (ValueError,),
              spin: Callable[[Node], None] = spin_until,
@@ -97,7 +116,7 @@ def run_node(build: Callable[[], Node], name: str,
 
     A setup error of a type in ``errors`` is logged as fatal and gives exit code 1; a stop
     signal and an external shutdown give 0. The node's ``close()`` (if any) runs before it is
-    destroyed.
+    destroyed. :func:`share_compute` sets the process's torch threads and niceness.
 
     rclpy's own signal handler is off: it would shut the context down at once, under the feet
     of a node's worker threads (the learner's training thread was seen to segfault publishing
@@ -112,6 +131,7 @@ def run_node(build: Callable[[], Node], name: str,
             except errors as exc:
                 rclpy.logging.get_logger(name).fatal(str(exc))
                 return 1
+            share_compute(node)
             with StopRequest():
                 try:
                     spin(node)

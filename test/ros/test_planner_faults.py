@@ -74,10 +74,12 @@ def rig(tmp_path):
     assert planner.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert not planner._explore and planner.policy.version == 1
 
-    def spin(condition, timeout_s=10.0, stamp_offset_s=0.0) -> bool:
+    def spin(condition, timeout_s=10.0, stamp_offset_s=0.0, data=(0.5, -0.2, 0.0, 0.1)
+             ) -> bool:
+        """Feed observations (stamped ``stamp_offset_s`` from now) until ``condition``."""
         end = time.monotonic() + timeout_s
         while time.monotonic() < end and not condition():
-            msg = Observation(data=[0.5, -0.2, 0.0, 0.1], episode=0, step=0)
+            msg = Observation(data=[float(v) for v in data], episode=0, step=0)
             stamp = planner.get_clock().now().nanoseconds + int(stamp_offset_s * 1e9)
             msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
             obs_pub.publish(msg)
@@ -155,6 +157,23 @@ def test_an_observation_from_the_future_is_rejected(rig):
     assert spin(lambda: planner.extras.status.rejected_messages > rejected + 3
                 and len(actions) > n + 3, stamp_offset_s=5.0)
     assert planner._latest is None and all(_is_safe(a) for a in actions[n + 1:])
+
+
+@pytest.mark.parametrize('data', [[np.nan, 0.0, 0.0, 0.0], [0.0, np.inf, 0.0, 0.0],
+                                  [0.1, 0.2, 0.3], [0.1] * 5])
+def test_malformed_observations_are_refused_and_the_safe_action_follows(rig, data):
+    """Only malformed observations arrive: each is refused and counted, none is planned on,
+    and once the last good one is stale (observation_timeout_s) the safe action goes out."""
+    planner, spin, actions, stats = rig
+    assert spin(lambda: len(actions) >= 2)   # planning on good observations
+    planner.set_parameters([Parameter('observation_timeout_s', value=0.3)])
+    rejected = planner.extras.status.rejected_messages
+    n = len(actions)
+    spin(lambda: planner.extras.status.rejected_messages > rejected + 5 and len(actions) > n + 8,
+         data=data)
+    assert planner.extras.status.rejected_messages > rejected + 5
+    assert planner.stale_observations > 0 and _is_safe(actions[-1])
+    assert all(np.isfinite(a.data).all() for a in actions)
 
 
 def test_a_nan_model_never_reaches_the_wire(rig):
