@@ -58,3 +58,27 @@ def context():
     rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
     yield ctx
     rclpy.shutdown(context=ctx)
+
+
+@pytest.fixture
+def feed_observations():
+    """:func:`_feed_observations`, for fixtures that drive a planner."""
+    return _feed_observations
+
+
+def _feed_observations(executor, publisher, clock_node, condition, timeout_s: float = 10.0,
+                      data=(0.5, -0.2, 0.0, 0.1), stamp_offset_s: float = 0.0,
+                      spin_s: float = 0.02) -> bool:
+    """Publish ``loop_ros/Observation`` s (stamped ``stamp_offset_s`` from ``clock_node``'s now)
+    and spin ``executor`` until ``condition()`` holds or ``timeout_s`` passes; its last value."""
+    import time
+
+    from loop_ros.msg import Observation
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and not condition():
+        msg = Observation(data=[float(v) for v in data], episode=0, step=0)
+        stamp = clock_node.get_clock().now().nanoseconds + int(stamp_offset_s * 1e9)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
+        publisher.publish(msg)
+        executor.spin_once(timeout_sec=spin_s)
+    return condition()

@@ -55,7 +55,7 @@ def _trained_checkpoint(path) -> None:
 
 
 @pytest.fixture
-def rig(tmp_path):
+def rig(tmp_path, feed_observations):
     """(planner, spin(condition, stamp_offset_s), actions, stats) with ARC active."""
     _trained_checkpoint(tmp_path / 'ckpt' / 'policy_000001.pt')
     rclpy.init()
@@ -77,14 +77,8 @@ def rig(tmp_path):
     def spin(condition, timeout_s=10.0, stamp_offset_s=0.0, data=(0.5, -0.2, 0.0, 0.1)
              ) -> bool:
         """Feed observations (stamped ``stamp_offset_s`` from now) until ``condition``."""
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and not condition():
-            msg = Observation(data=[float(v) for v in data], episode=0, step=0)
-            stamp = planner.get_clock().now().nanoseconds + int(stamp_offset_s * 1e9)
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
-            obs_pub.publish(msg)
-            executor.spin_once(timeout_sec=0.02)
-        return condition()
+        return feed_observations(executor, obs_pub, planner, condition, timeout_s, data,
+                                 stamp_offset_s)
 
     yield planner, spin, actions, stats
     executor.shutdown()

@@ -70,7 +70,7 @@ def _weights_msg(path: Path, version: int, signature: str, env_steps: int = 500,
 
 
 @pytest.fixture
-def graph(tmp_path):
+def graph(tmp_path, feed_observations):
     """An activated learning planner, a peer node and a 2-thread executor."""
     rclpy.init()
     planner = PlannerNode(parameter_overrides=_params(
@@ -86,13 +86,7 @@ def graph(tmp_path):
     peer.create_subscription(PlanStats, 'planner/plan_stats', stats.append, qos.STATS)
 
     def spin(condition, timeout_s=15.0) -> bool:
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end and not condition():
-            msg = Observation(data=[0.5, -0.2, 0.0, 0.1], episode=0, step=0)
-            msg.header.stamp = planner.get_clock().now().to_msg()
-            obs_pub.publish(msg)
-            executor.spin_once(timeout_sec=0.05)
-        return condition()
+        return feed_observations(executor, obs_pub, planner, condition, timeout_s, spin_s=0.05)
 
     yield planner, peer, spin, stats
     executor.shutdown()
