@@ -86,7 +86,7 @@ from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
 from loop_ros.ros.runner import spin_until
-from loop_ros.ros.publish import PublishError as RCLError  # full reliable history
+from loop_ros.ros.publish import safe_publish
 
 CMD_VEL_TOPIC = 'cmd_vel'
 RESET_SERVICE = '~/reset'
@@ -313,15 +313,7 @@ class RobotAdapterNode(Node):
 
     def _publish(self, publisher: Any, msg: Any) -> bool:
         """Publish; a full reliable history (a reader far behind) drops the message, counted."""
-        try:
-            publisher.publish(msg)
-        except RCLError as exc:
-            self.dropped_messages += 1
-            self.get_logger().warning(f'dropped a message on {publisher.topic_name} '
-                                      f'({self.dropped_messages} so far): {exc}',
-                                      throttle_duration_sec=WARN_PERIOD_S)
-            return False
-        return True
+        return safe_publish(self, publisher, msg, 'dropped_messages')
 
     def _frame(self) -> str:
         latest = self._latest

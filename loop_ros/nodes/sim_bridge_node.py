@@ -72,7 +72,7 @@ from loop_ros.ros.params import declare_groups
 from loop_ros.ros.params import read_config
 from loop_ros.ros.runner import run_node
 from loop_ros.ros.runner import spin_until
-from loop_ros.ros.publish import PublishError as RCLError  # full reliable history
+from loop_ros.ros.publish import safe_publish
 
 WARN_PERIOD_S = 2.0
 
@@ -210,13 +210,8 @@ class SimBridgeNode(Node):
         self._ep_safe = 0
 
     def _publish(self, publisher: Any, msg: Any) -> None:
-        try:
-            publisher.publish(msg)
-        except RCLError as exc:  # reliable history full: a reader lags far behind
-            self.dropped_messages += 1
-            self.get_logger().warning(f'dropped a message on {publisher.topic_name} '
-                                      f'({self.dropped_messages} so far): {exc}',
-                                      throttle_duration_sec=WARN_PERIOD_S)
+        """Publish; a full reliable history (a reader far behind) drops the message, counted."""
+        safe_publish(self, publisher, msg, 'dropped_messages')
 
     def _ready_to_start(self) -> bool:
         """Hold the first step until a transition subscriber (the learner) is matched."""

@@ -14,12 +14,19 @@ except ImportError:  # pragma: no cover  (other rclpy builds)
     PublishError = RuntimeError  # type: ignore[misc,assignment]
 
 
-def safe_publish(node: Any, publisher: Any, msg: Any) -> bool:
-    """Publish; a full reliable history is logged (throttled), never raised. True if sent."""
+def safe_publish(node: Any, publisher: Any, msg: Any, counter: str | None = None) -> bool:
+    """Publish; a full reliable history is logged (throttled), never raised. True if sent.
+
+    ``counter``: the name of the node's attribute that counts dropped messages (incremented).
+    """
     try:
         publisher.publish(msg)
         return True
     except PublishError as exc:
-        node.get_logger().warning(f'dropped a message on {publisher.topic_name}: {exc}',
+        so_far = ''
+        if counter is not None:
+            setattr(node, counter, getattr(node, counter) + 1)
+            so_far = f' ({getattr(node, counter)} so far)'
+        node.get_logger().warning(f'dropped a message on {publisher.topic_name}{so_far}: {exc}',
                                   throttle_duration_sec=5.0)
         return False

@@ -194,16 +194,9 @@ def test_a_stopped_planner_leaves_the_safe_action_on_the_wire(tmp_path, sig):
 
     from loop_ros.launcher import child_env
 
-    nested: dict = {}
-    for key, value in {**PLANNER, 'autostart': True,
-                       'checkpoint_dir': str(tmp_path / 'none')}.items():
-        *groups, leaf = key.split('.')
-        node = nested
-        for g in groups:
-            node = node.setdefault(g, {})
-        node[leaf] = value
-    params = tmp_path / 'planner.yaml'
-    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': nested}}))
+    params = tmp_path / 'planner.yaml'   # dotted names, as the launcher's inline params files
+    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        **PLANNER, 'autostart': True, 'checkpoint_dir': str(tmp_path / 'none')}}}))
     log = (tmp_path / 'planner.log').open('w')
     proc = subprocess.Popen([sys.executable, '-m', 'loop_ros.nodes.planner_node', '--ros-args',
                              '--params-file', str(params)], env=child_env(), stdout=log,

@@ -331,17 +331,6 @@ def test_planner_and_learner_in_separate_processes_share_no_folder(tmp_path):
     assert 'policy version 1' in robot_log
 
 
-def _nested(params: dict) -> dict:
-    out: dict = {}
-    for key, value in params.items():
-        *groups, leaf = key.split('.')
-        node = out
-        for g in groups:
-            node = node.setdefault(g, {})
-        node[leaf] = value
-    return out
-
-
 @pytest.mark.slow
 def test_a_learner_killed_with_sigkill_recovers_every_flushed_transition(tmp_path):
     """``kill -9`` between two checkpoints: the journal brings back what the state lacks."""
@@ -361,7 +350,8 @@ def test_a_learner_killed_with_sigkill_recovers_every_flushed_transition(tmp_pat
     params = {**LEARNER, 'checkpoint_dir': str(ckpt), 'train.model_train_every': 1000,
               'checkpoint_every_steps': 50, 'journal_flush_s': 0.2}
     params_file = tmp_path / 'learner.yaml'
-    params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': _nested(params)}}))
+    # dotted names, as the launcher's inline params files
+    params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': params}}))
     log = (tmp_path / 'learner.log').open('w')
     proc = subprocess.Popen([sys.executable, '-m', 'loop_ros.nodes.learner_node', '--ros-args',
                              '--params-file', str(params_file)], env=child_env(),
