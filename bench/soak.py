@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         'deadline_miss_rate': misses / len(planned) if planned else float('nan'),
         'action_rate_hz': len(actions) / seconds,
         'episodes': len(observer.episodes),
+        'return_last_10_episodes': (float(sum(e.episode_return for e in observer.episodes[-10:])
+                                          / len(observer.episodes[-10:]))
+                                    if observer.episodes else None),
         'transitions_published': published,
         'transitions_stored_by_learner': stored,
         'learner_rejected': int(final_train.rejected_transitions) if final_train else None,
