@@ -6,7 +6,9 @@ Subcommands:
   ``loop_ros.core.config`` is an option: ``--arc.horizon 5``, ``--sac.lr 3e-4`` ...);
 * ``loop-ros demo``: the main job on its embedded default (see README);
 * ``loop-ros launch GRAPH [arg:=value ...]``: the package's own launcher (no ``ros2 launch``);
-* ``loop-ros bag info|record|convert``: rosbag2 bags (docs/bags.md).
+* ``loop-ros bag info|record|convert``: rosbag2 bags (docs/bags.md);
+* ``loop-ros constraints``: send a running graph new planar constraints (docs/ros.md,
+  "Constraints at run time"; no ``ros2 topic pub`` in a pip venv).
 """
 from __future__ import annotations
 
@@ -106,9 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--env', required=True,
                        help='gymnasium id, e.g. InvertedPendulum-v5, HalfCheetah-v5, '
                        'loop_ros/RCCarCircle-v0')
-    train.add_argument('--algo', choices=['loop', 'sac', 'pets', 'loop-cem', 'loop-sarsa'],
+    train.add_argument('--algo', choices=['loop', 'sac', 'pets', 'loop-cem', 'loop-sarsa',
+                                          'safe-loop', 'safe-pets'],
                        help='agent: LOOP (ARC + SAC), SAC alone, PETS-restricted (no value), '
-                       'LOOP with CEM instead of ARC, LOOP with a SARSA critic (default: loop)')
+                       'LOOP with CEM instead of ARC, LOOP with a SARSA critic, or safe LOOP / '
+                       'safe PETS-restricted under the cost constraint arc.cost_limit (d0, 0.2 '
+                       'unless set) (default: loop)')
     train.add_argument('--steps', type=int, help='environment steps (default: 5000)')
     train.add_argument('--seed', type=int, help='seed (default: 0)')
     train.add_argument('--device', help="'auto', 'cpu' or 'cuda' (default: auto)")
@@ -132,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument('--out', default='runs/demo', help='output directory')
 
     sub.add_parser('params', help='print the parameter reference (docs/parameters.md)')
+
+    constraints = sub.add_parser(
+        'constraints', help='send planar constraints to the planner and sim bridge of a '
+        'running graph (docs/ros.md)',
+        description='Publish one loop_ros/Constraints message on <namespace>/constraints: it '
+        'replaces the boundary and every keep-out zone of the planner (from its next tick) and '
+        'the sim bridge (from its next step). Positions in metres in the task\'s world frame '
+        '(the RC car: origin at the circle\'s centre); keep-out zones need an RC-car ...XY-v0 '
+        'env. A node refusing the set logs the reason and keeps its constraints.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    constraints.add_argument('--namespace', default='', help="the robot's namespace "
+                             "(robots:=N: '/robot0', ...)")
+    constraints.add_argument('--boundary-radius', type=float, default=0.0,
+                             help="boundary radius (m); 0: the task's own (RC car: 1.2 m)")
+    constraints.add_argument('--circle', nargs=3, type=float, action='append', default=[],
+                             metavar=('X', 'Y', 'RADIUS'), help='a keep-out circle (repeat)')
+    constraints.add_argument('--polygon', action='append', default=[], metavar="'X,Y X,Y X,Y'",
+                             help='a keep-out polygon, at least 3 vertices (repeat)')
+    constraints.add_argument('--wait', type=float, default=5.0,
+                             help='seconds to wait for a subscriber')
 
     from loop_ros.core.config import DatasetConfig, OfflineConfig
     dataset = sub.add_parser(
@@ -291,6 +316,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out=args.out, steps=args.steps, minutes=args.minutes)
 
 
+def cmd_constraints(args: argparse.Namespace) -> int:
+    """``loop-ros constraints``: one Constraints message to a running graph."""
+    from loop_ros.ros.constraints import constraints_msg
+    from loop_ros.ros.constraints import publish_constraints
+    msg = constraints_msg(args.boundary_radius, [v for c in args.circle for v in c],
+                          args.polygon)   # ConstraintError (a ConfigError): exit code 2
+    return publish_constraints(msg, args.namespace, args.wait)
+
+
 def parameters_markdown() -> str:
     """docs/parameters.md: every algorithm parameter, from the dataclasses."""
     from loop_ros.core.config import markdown_tables
@@ -363,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == 'bag':
             from loop_ros.bag_cli import run_bag
             return run_bag(args)
+        if args.command == 'constraints':
+            return cmd_constraints(args)
     except (ConfigError, EnvError, CheckpointError, BagError) as exc:
         parser.exit(2, f'loop-ros: error: {exc}\n')
     except KeyboardInterrupt:

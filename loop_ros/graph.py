@@ -54,6 +54,7 @@ ODOM_TOPIC = 'odom'                    # nav_msgs/Odometry, bridge -> anyone
 PLAN_STATS_TOPIC = '~/plan_stats'      # loop_ros/PlanStats, planner diagnostics
 PLAN_PATH_TOPIC = '~/plan'             # nav_msgs/Path, planner (publish_path)
 PLAN_MARKERS_TOPIC = '~/plan_markers'  # visualization_msgs/MarkerArray, planner (publish_markers)
+CONSTRAINTS_TOPIC = 'constraints'      # loop_ros/Constraints, anyone -> planner, sim_bridge
 TRAIN_STATS_TOPIC = '~/train_stats'    # learner diagnostics
 CLOCK_TOPIC = '/clock'                 # rosgraph_msgs/Clock, bridge -> all (absolute)
 
@@ -459,7 +460,9 @@ def _build_robot_graph(graph: GraphDescription, args: Mapping[str, Any], share_d
     return specs
 
 
-RCCAR_ENVS = ('loop_ros/RCCarCircle-v0', 'loop_ros/RCCarDrift-v0')
+RCCAR_ENVS = ('loop_ros/RCCarCircle-v0', 'loop_ros/RCCarDrift-v0', 'loop_ros/RCCarCircleXY-v0',
+              'loop_ros/RCCarDriftXY-v0')
+"""The ...XY-v0 ids also observe the car's world position (keep-out zones need it)."""
 
 GRAPHS: dict[str, GraphDescription] = {
     'rccar': GraphDescription(

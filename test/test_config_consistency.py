@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:  # when run as a script to regenerate the docs
 from loop_ros import graph  # noqa: E402
 from loop_ros.core.config import ConfigError  # noqa: E402
 from loop_ros.core.config import from_dict  # noqa: E402
+from loop_ros.core.node_config import LOOP_GROUPS  # noqa: E402
 from loop_ros.core.node_config import NODE_PARAMETERS  # noqa: E402
 from loop_ros.core.tasks import get_task  # noqa: E402
 from loop_ros.core.tasks import registered_tasks  # noqa: E402
@@ -59,8 +60,22 @@ def flatten(data: dict[str, Any], prefix: str = '') -> dict[str, Any]:
     return out
 
 
-def yaml_type_ok(default: Any, value: Any) -> bool:
-    """Would rcl give ``value`` the ROS type declared from ``default``?"""
+EMPTY_TUPLE_ITEMS = {'tuple[str,...]': str, 'tuple[float,...]': float, 'tuple[int,...]': int,
+                     'tuple[bool,...]': bool}
+"""Item type of a field whose default is the empty tuple, by its annotation (no spaces)."""
+
+
+def item_example(f: dataclasses.Field) -> Any:
+    """A value of the field's array item type (its annotation when the default is empty)."""
+    if f.default:
+        return f.default[0]
+    return EMPTY_TUPLE_ITEMS.get(str(f.type).replace(' ', ''), str)()
+
+
+def yaml_type_ok(default: Any, value: Any, f: dataclasses.Field | None = None) -> bool:
+    """Would rcl give ``value`` the ROS type declared from ``default`` (field ``f``)?"""
+    if isinstance(default, tuple) and not default and f is not None and value:
+        return isinstance(value, list) and all(yaml_type_ok(item_example(f), v) for v in value)
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -127,7 +142,7 @@ def test_sections_match_dataclasses(path: Path) -> None:
         assert not missing and not extra, (f'{path.name} [{node}]: missing {missing}, '
                                            f'unknown {extra}')
         for name, value in values.items():
-            assert yaml_type_ok(expected[name].default, value), (
+            assert yaml_type_ok(expected[name].default, value, expected[name]), (
                 f'{path.name} [{node}] {name}: {value!r} has the wrong YAML type for a '
                 f'{type(expected[name].default).__name__} parameter')
         for prefix, t in groups.items():
@@ -152,6 +167,10 @@ def test_planner_and_learner_agree(path: Path) -> None:
             assert by_node[producer]['env_id'] == planner['env_id'], f'{path.name}: env_id'
             if 'task_module' in by_node[producer]:
                 assert by_node[producer]['task_module'] == planner['task_module']
+    if 'sim_bridge' in by_node:   # the simulator counts violations of what the planner avoids
+        for name in planner:
+            if name.startswith('constraints.'):
+                assert by_node['sim_bridge'][name] == planner[name], f'{path.name}: {name}'
 
 
 # --- docs/ros.md generated tables -------------------------------------------------------------
@@ -171,9 +190,9 @@ def _md(text: str) -> str:
     return text.replace('|', '\\|').replace('<', '&lt;').replace('>', '&gt;')
 
 
-def _type(default: Any) -> str:
+def _type(default: Any, f: dataclasses.Field | None = None) -> str:
     if isinstance(default, tuple):
-        return (_type(default[0]) if default else 'string') + '[]'
+        return _type(item_example(f) if f is not None else (default[0] if default else '')) + '[]'
     return {bool: 'bool', int: 'int', float: 'double', str: 'string'}[type(default)]
 
 
@@ -189,7 +208,7 @@ def parameter_table(cfg_type: type, prefix: str = '') -> str:
             rng_text = f'[{rng[0]}, {rng[1]}]'
         static = ' (static)' if f.metadata.get('static') else ''
         desc = _md(str(f.metadata.get('description', '')))
-        rows.append(f'| `{name}` | {_type(f.default)}{static} | `{_fmt(f.default)}` | '
+        rows.append(f'| `{name}` | {_type(f.default, f)}{static} | `{_fmt(f.default)}` | '
                     f'{rng_text} | {desc} |')
     return '\n'.join(rows)
 
@@ -226,6 +245,10 @@ def arguments_table(names: list[str] | None = None) -> str:
 def generated_blocks() -> dict[str, str]:
     blocks = {f'{node} parameters': parameter_table(groups[''])
               for node, groups in NODE_PARAMETERS.items()}
+    for groups in NODE_PARAMETERS.values():   # groups of their own: one table each (constraints)
+        for prefix, cfg_type in groups.items():
+            if prefix and prefix not in LOOP_GROUPS:
+                blocks[f'{prefix} parameters'] = parameter_table(cfg_type, prefix)
     first, *others = argument_groups()
     blocks['launch arguments'] = arguments_table(first)
     for names in others:   # e.g. 'robot launch arguments'

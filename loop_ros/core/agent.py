@@ -28,15 +28,36 @@ from loop_ros.core.replay import ReplayBuffer
 from loop_ros.core.sac import SacAgent
 from loop_ros.core.tasks import Task
 
+PETS_RESTRICTED: dict[str, Any] = {
+    'arc.value': 'none', 'arc.num_actor_trajs': 0, 'arc.optimizer': 'cem', 'arc.explore': 'mean'}
+"""PETS-restricted planning: CEM refit, no terminal value, no actor rollouts, and the refit mean
+executed in training too (PETS explores through its model's sampled particles, not by drawing a
+candidate)."""
+
 ALGORITHMS: dict[str, dict[str, Any]] = {
     'loop': {},
     'sac': {},
-    'pets': {'arc.value': 'none', 'arc.num_actor_trajs': 0, 'arc.optimizer': 'cem'},
+    'pets': dict(PETS_RESTRICTED),
     'loop-cem': {'arc.optimizer': 'cem'},
     'loop-sarsa': {'sac.backup': 'sarsa'},
     'loop-offline': {'arc.prior': 'policy'},
+    'safe-loop': {'arc.optimizer': 'arc', 'arc.value': 'q', 'arc.explore': 'mean'},
+    'safe-pets': dict(PETS_RESTRICTED),
 }
-"""What each ``--algo`` changes in the config: one planner, different settings."""
+"""What each ``--algo`` changes in the config: one planner, different settings (forced).
+
+``safe-loop`` and ``safe-pets`` are LOOP (ARC + critic) and PETS-restricted under the cost
+constraint of eq. 10; both execute the weighted mean in training as well, as the authors'
+safe ARC does, and turn the constraint on with d0 = :data:`SAFE_COST_LIMIT` unless
+``arc.cost_limit`` is set (>= 0): d0 depends on the task's cost, so it is not forced."""
+
+SAFE_ALGORITHMS = ('safe-loop', 'safe-pets')
+"""Presets that plan under the cost constraint (``arc.cost_limit >= 0``)."""
+SAFE_COST_LIMIT = 0.2
+"""d0 of the authors' safe ARC (``safety_threshold``); with a 0/1 cost per step, any d0 below
+gamma^(H-1) means "no predicted violation within the horizon"."""
+PLANNER_ONLY_ALGORITHMS = ('pets', 'safe-pets')
+"""Presets without SAC (no critic, no actor)."""
 
 OFFLINE_PRESETS: dict[str, Any] = {
     'arc.horizon': 5, 'arc.num_samples': 100, 'arc.num_iterations': 1, 'arc.temperature': 0.3,
@@ -47,7 +68,9 @@ N = 100 policy rollouts, one iteration, kappa = 0.3, beta_pess = 1). Two departu
 
 * sigma = 0.3: the reference's 0.01 leaves every candidate within 1% of the base policy's
   action, so LOOP would execute the base policy; 0.3 was the best of a small grid on a tuning
-  seed and tuning resets that the reported results do not use (docs/offline_results.md);
+  seed and tuning resets that the reported results do not use (docs/offline_results.md), and
+  with ``arc.noise_clip='execution'`` (the ArcConfig default) that noise no longer drags
+  saturated actions towards 0;
 * ``rollout='mean'``: each member rolls out its predicted mean (one particle instead of 4).
   The pessimism reads the spread between members (epistemic), which particles of one member do
   not change, and the plan costs a quarter (about 15 ms instead of 40 ms on one CPU core).
@@ -57,8 +80,20 @@ They sit under task presets, config files and options (``loop-ros train-offline`
 
 
 def apply_algorithm(cfg: LoopConfig) -> LoopConfig:
-    """The config with the ``train.algo`` preset applied (LOOP, SAC, PETS, LOOP-CEM/-SARSA)."""
-    return replace(cfg, **ALGORITHMS[cfg.train.algo])
+    """The config with the ``train.algo`` preset applied (LOOP, SAC, PETS, LOOP-CEM/-SARSA,
+    safe LOOP/PETS: d0 = :data:`SAFE_COST_LIMIT` when ``arc.cost_limit`` is negative)."""
+    cfg = replace(cfg, **ALGORITHMS[cfg.train.algo])
+    if cfg.train.algo in SAFE_ALGORITHMS and cfg.arc.cost_limit < 0.0:
+        cfg = replace(cfg, **{'arc.cost_limit': SAFE_COST_LIMIT})
+    return cfg
+
+
+def check_algorithm_constraints(cfg: LoopConfig) -> None:
+    """ValueError when ``cfg`` switches off what its ``train.algo`` stands for (a safe preset
+    with a negative ``arc.cost_limit``, which would plan without the constraint)."""
+    if cfg.train.algo in SAFE_ALGORITHMS and cfg.arc.cost_limit < 0.0:
+        raise ValueError(f"arc.cost_limit must stay >= 0 under train.algo '{cfg.train.algo}' "
+                         '(it is d0 of the safety constraint)')
 
 
 def uses_planner(cfg: LoopConfig) -> bool:
@@ -66,7 +101,7 @@ def uses_planner(cfg: LoopConfig) -> bool:
 
 
 def uses_sac(cfg: LoopConfig) -> bool:
-    return cfg.train.algo != 'pets'
+    return cfg.train.algo not in PLANNER_ONLY_ALGORITHMS
 
 
 def resolve_device(name: str) -> torch.device:

@@ -13,16 +13,23 @@ One control step, as the algorithm box reads (``ArcPlanner.plan``):
 Scores (``ArcConfig.scoring``):
 
 * ``'paper'`` (default, eq. 3/8): R = sum_{t<H} gamma^t r_t + gamma^H Q(s_H, pi(s_H));
-* ``'reference'`` (the authors' code): R = sum_{t<H-1} r_t + Q(s_{H-1}, a_{H-1}) (undiscounted).
+* ``'reference'`` (the authors' code): R = sum_{t<H-1} r_t + Q(s_{H-1}, a_{H-1}) (undiscounted;
+  with ``value='none'`` R = sum_{t<H} r_t, since no Q stands in for the last reward).
 
 Rewards after a predicted termination and the value of a terminal state are masked. Offline
 LOOP (sec. 4.3) starts from ``prior='policy'``: N noisy rollouts of the offline actor instead of
 Gaussians around the previous plan (one iteration by default); its pessimism (eq. 9) is
 mean - beta * std over ensemble members (not over particles of one member, the reference's bug
-10 in docs/algorithm.md); safe LOOP (eq. 10) keeps
-candidates whose worst case over members and particles of the horizon cost is <= d0 and, when
-fewer than ``min_feasible`` are, refits towards low cost. Baselines by config: ``optimizer='cem'``
-(LOOP without ARC), ``value='none'`` (PETS-restricted). Every tensor stays on ``device``.
+10 in docs/algorithm.md). Safe LOOP (eq. 10, ``cost_limit`` = d0 >= 0): a candidate is feasible
+when the worst case over members and particles of its horizon cost
+D = sum_{t<H} gamma^t c(s_t, a_t, s_{t+1}) (undiscounted with ``cost_discounted`` off) is <= d0;
+with fewer than ``min_feasible`` feasible candidates the refit goes towards low cost, otherwise
+only feasible candidates get weight (CEM: its elites are feasible ones only). The executed plan
+is the weighted mean (or, in train mode with ``explore='sample'``, a feasible candidate drawn by
+its weight) when its own re-imagined worst cost is <= d0; else the best-scoring feasible
+candidate; with none feasible, the plan of least worst cost. Baselines by config:
+``optimizer='cem'`` (LOOP without ARC), ``value='none'`` (PETS-restricted). Every tensor stays
+on ``device``.
 """
 from __future__ import annotations
 
@@ -69,6 +76,10 @@ CriticFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """Q(s, a): obs (..., O), action (..., A) -> (...)."""
 
 
+EXECUTED = ('mean', 'sample', 'best_feasible', 'least_cost')
+"""Values of :attr:`PlanInfo.executed`, indexed by the code :meth:`ArcPlanner.plan` computes."""
+
+
 @dataclass(frozen=True)
 class PlanInfo:
     """Diagnostics of one plan (published as ``loop_ros/PlanStats`` by the planner node)."""
@@ -78,13 +89,24 @@ class PlanInfo:
     mean_return: float
     action_std: float
     predicted_worst_cost: float
+    """Safe plans: the worst case over scored members and particles of the executed plan's
+    horizon cost (the mean's from its own fresh rollout, a candidate's from the last iteration);
+    0.0 when the plan is not safe (no cost is imagined)."""
     num_feasible: int
+    """Safe plans: candidates of the last iteration whose worst-case horizon cost is <= d0;
+    without a constraint every candidate counts (``ArcPlanner.num_candidates``)."""
     num_finite: int = -1
     """Candidates of the last iteration with a finite score; 0 also when the plan itself is not
     finite (-1: not counted)."""
     fallback: str = ''
     """'' (the plan), or why it was not used: 'actor' / 'zero' when no candidate's imagined
     return was finite (a model predicting NaN or inf): the actor's action, else normalised 0."""
+    executed: str = 'mean'
+    """Which plan was executed (one of :data:`EXECUTED`): 'mean' (the weighted mean), 'sample'
+    (a candidate drawn by its weight, train mode with ``explore='sample'``); safe plans only:
+    'best_feasible' (the mean's worst cost exceeded d0: the best-scoring feasible candidate)
+    and 'least_cost' (no plan was feasible: the candidate of least worst cost, which beat the
+    mean)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +156,7 @@ class ArcPlanner:
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self._prev_plan = torch.zeros(cfg.horizon, act_dim, device=self.device)
+        self._executed_codes = torch.arange(len(EXECUTED), device=self.device)
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # candidates, scores
         self._derive(cfg)
 
@@ -155,9 +178,14 @@ class ArcPlanner:
         if cfg.scoring == 'paper':
             self._reward_weights = cfg.gamma ** h                        # gamma^t, t < H
             self._value_weight = cfg.gamma ** cfg.horizon
-        else:
+        elif cfg.value == 'q':
             self._reward_weights = (h < cfg.horizon - 1).float()         # t < H-1, undiscounted
             self._value_weight = 1.0
+        else:   # no Q(s_{H-1}, a_{H-1}) to stand in for the last reward: keep every reward
+            self._reward_weights = torch.ones_like(h)
+            self._value_weight = 0.0
+        # horizon cost D = sum_{t<H} w_t c_t: w_t = gamma^t (eq. 10) or 1 (the authors' code)
+        self._cost_weights = cfg.gamma ** h if cfg.cost_discounted else torch.ones_like(h)
 
     def check_reconfigure(self, cfg: ArcConfig) -> None:
         """ValueError naming the reason when :meth:`reconfigure` would refuse ``cfg``.
@@ -187,7 +215,11 @@ class ArcPlanner:
 
     @torch.no_grad()
     def plan(self, obs: torch.Tensor, explore: bool = False) -> tuple[torch.Tensor, PlanInfo]:
-        """Plan from ``obs`` and return the action to execute now, (A,), on ``device``."""
+        """Plan from ``obs`` and return the action to execute now, (A,), on ``device``.
+
+        ``explore`` (train mode) samples a candidate when ``explore='sample'``; a safe plan is
+        checked against the constraint before it is executed (:meth:`_safe_plan`).
+        """
         cfg = self.cfg
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(self.obs_dim)
         mean = self._shifted_plan()
@@ -205,14 +237,21 @@ class ArcPlanner:
             weights = self._weights(scores, worst_costs)
             mean, new_var = self._refit(candidates, weights)
             var = cfg.var_momentum * var + (1.0 - cfg.var_momentum) * new_var
-        if explore and self.cfg.explore == 'sample' and not self.safe:
-            choice = torch.multinomial(weights, 1, generator=self.generator)[0]
-            plan = candidates[choice]
+        sample = explore and cfg.explore == 'sample'
+        plan_worst_cost: torch.Tensor | None = None
+        if worst_costs is not None:
+            plan, plan_worst_cost, executed = self._safe_plan(obs, candidates, scores,
+                                                              worst_costs, mean, sample)
+        elif sample:
+            choice = torch.multinomial(weights, 1, generator=self.generator)
+            plan = candidates.index_select(0, choice)[0]
+            executed = self._executed_codes[EXECUTED.index('sample')]
         else:
             plan = mean
-        self._prev_plan = plan.clone()
+            executed = self._executed_codes[EXECUTED.index('mean')]
+        self._prev_plan = plan.clamp(ACTION_LOW, ACTION_HIGH)   # a copy
         self._last = (candidates, scores)   # references only, for visualise()
-        info = self._info(scores, weights, var, worst_costs, plan[0])
+        info = self._info(scores, weights, var, worst_costs, plan[0], plan_worst_cost, executed)
         if info.num_finite == 0:   # no finite candidate, or a non-finite plan
             return self._fallback(obs, info)
         return plan[0].clamp(ACTION_LOW, ACTION_HIGH), info
@@ -261,7 +300,8 @@ class ArcPlanner:
         best = min(max(num_best, 0), count)
         worst = min(max(num_worst, 0), count - best)
         picked = torch.cat([order[:best], order[count - worst:]])
-        plans = torch.cat([candidates[picked], self._prev_plan.unsqueeze(0)])   # (K+1, H, A)
+        plans = torch.cat([candidates[picked].clamp(ACTION_LOW, ACTION_HIGH),
+                           self._prev_plan.unsqueeze(0)])                   # (K+1, H, A)
         members = self._members()
         num_members, rows = members.numel(), plans.shape[0]
         state = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(
@@ -300,17 +340,25 @@ class ArcPlanner:
     def _policy_prior(self, obs: torch.Tensor) -> torch.Tensor:
         """Offline LOOP's first candidates (beta = 1 prior), (N, H, A).
 
-        N actor rollouts through random elites, then a_t <- clip(a_t + sigma * eps), eps ~ N(0, 1)
-        iid per action, as the reference's ``ARC_offline`` does.
+        N actor rollouts through random elites, then a_t <- a_t + sigma * eps, eps ~ N(0, 1) iid
+        per action. ``noise_clip='candidates'`` clips each to [-1, 1] as the reference's
+        ``ARC_offline`` does; then E[clip(a + sigma eps)] < a for a near a bound, so even equal
+        weights execute an action pulled towards 0. ``'execution'`` (default) keeps them
+        unclipped: :meth:`_imagine` and the executed action clip, and the refit averages
+        zero-mean noise, so the plan moves off the actor only as far as the scores say.
         """
         plans = self._actor_rollouts(obs, self.cfg.num_samples)
         noise = torch.randn(plans.shape, device=self.device, generator=self.generator)
-        return (plans + self.cfg.policy_noise * noise).clamp_(ACTION_LOW, ACTION_HIGH)
+        candidates = plans + self.cfg.policy_noise * noise
+        if self.cfg.noise_clip == 'candidates':
+            candidates.clamp_(ACTION_LOW, ACTION_HIGH)
+        return candidates
 
     def _sample_candidates(self, mean: torch.Tensor, var: torch.Tensor,
                            actor_plans: torch.Tensor | None) -> torch.Tensor:
         """N sequences mean + sqrt(v) z, z ~ N(0,1) truncated at +-T, v bound-aware; (C, H, A)."""
         bound = self.cfg.truncation
+        mean = mean.clamp(ACTION_LOW, ACTION_HIGH)   # a refit of unclipped policy-prior candidates
         to_low, to_high = (mean - ACTION_LOW) / bound, (ACTION_HIGH - mean) / bound
         v = torch.minimum(var, torch.minimum(to_low.square(), to_high.square()))
         z = truncated_standard_normal((self.cfg.num_samples, *mean.shape), bound, self.device,
@@ -326,7 +374,9 @@ class ArcPlanner:
         return torch.arange(self.model.num_members, device=self.device)
 
     def _imagine(self, obs: torch.Tensor, candidates: torch.Tensor) -> Rollout:
-        """Roll every candidate through members x particles for H steps and accumulate returns."""
+        """Roll every candidate through members x particles for H steps; accumulate the returns
+        and, when safe, the horizon costs D = sum_{t<H} w_t c(s_t, a_t, s_{t+1}) (w_t = gamma^t
+        with ``cost_discounted``, else 1; transitions out of a terminal state cost nothing)."""
         cfg = self.cfg
         members = self._members()
         deterministic = cfg.rollout == 'mean'
@@ -334,7 +384,8 @@ class ArcPlanner:
         num_members, num_cand = members.numel(), candidates.shape[0]
         rows = num_cand * num_part
         # (C, H, A) -> (H, C*P, A): particles of a candidate are adjacent rows
-        actions = candidates.repeat_interleave(num_part, dim=0).transpose(0, 1)
+        actions = candidates.clamp(ACTION_LOW, ACTION_HIGH).repeat_interleave(
+            num_part, dim=0).transpose(0, 1)
         state = obs.expand(num_members, rows, self.obs_dim)
         returns = torch.zeros(num_members, rows, device=self.device)
         costs = torch.zeros_like(returns) if self.safe else None
@@ -350,7 +401,9 @@ class ArcPlanner:
             returns += self._reward_weights[t] * reward
             if costs is not None:
                 step_cost = self.task.cost(state, action, next_state)  # type: ignore[misc]
-                costs += step_cost if alive is None else step_cost * alive
+                if alive is not None:
+                    step_cost = step_cost * alive
+                costs += self._cost_weights[t] * step_cost
             if cfg.value == 'q' and cfg.scoring == 'reference' and t == cfg.horizon - 1:
                 terminal_value = self.critic(state, action)  # type: ignore[misc]
             if alive is not None:
@@ -384,29 +437,80 @@ class ArcPlanner:
         return scores, worst
 
     def _weights(self, scores: torch.Tensor, worst_costs: torch.Tensor | None) -> torch.Tensor:
-        """Normalised candidate weights (C,): softmax(kappa * R), CEM top-k, or safe LOOP's rule.
+        """Normalised candidate weights (C,) of the refit.
 
-        With no finite score at all the weights are uniform (finite, so the refit and the
-        sampling stay defined; :meth:`plan` then falls back instead of using the plan).
+        Without a constraint: :meth:`_elite_weights` of the finite scores. Safe LOOP: with at
+        least ``min_feasible`` candidates whose worst cost is <= d0, the same over those
+        feasible ones only; with fewer, towards low cost: :meth:`_elite_weights` of -worst cost
+        over every finite candidate. With no finite score at all the weights are uniform
+        (finite, so the refit and the sampling stay defined; :meth:`plan` then falls back
+        instead of using the plan).
         """
         cfg = self.cfg
         if worst_costs is None:
-            weights = self._reward_weights_of(scores)
+            weights = self._elite_weights(scores, torch.isfinite(scores))
         else:
             feasible = worst_costs <= cfg.cost_limit
-            towards_safety = torch.softmax(-cfg.temperature * worst_costs, dim=0)
-            towards_reward = self._reward_weights_of(scores.masked_fill(~feasible, float('-inf')))
+            towards_reward = self._elite_weights(scores, feasible)
+            towards_safety = self._elite_weights(-worst_costs, torch.isfinite(worst_costs))
             # chosen on the device: no host synchronisation inside the iteration loop
             weights = torch.where(feasible.sum() < cfg.min_feasible, towards_safety,
                                   towards_reward)
         return torch.where(torch.isfinite(weights), weights, 1.0 / weights.numel())
 
-    def _reward_weights_of(self, scores: torch.Tensor) -> torch.Tensor:
+    def _elite_weights(self, key: torch.Tensor, eligible: torch.Tensor) -> torch.Tensor:
+        """Weights (C,) over the ``eligible`` candidates ranked by ``key``; 0 elsewhere.
+
+        ARC: softmax(kappa * key) over the eligible ones (eq. 8). CEM: 1/k on each of the k
+        eligible candidates of highest key, k = min(num_cem_elites, number eligible): an
+        ineligible candidate is never an elite, even when fewer than ``num_cem_elites`` are
+        eligible. NaN when none is eligible (:meth:`_weights` makes that uniform).
+        """
+        masked = key.masked_fill(~eligible, float('-inf'))
         if self.cfg.optimizer == 'cem':
-            k = min(self.cfg.num_cem_elites, scores.numel())
-            top = scores.topk(k).indices
-            return torch.zeros_like(scores).index_fill_(0, top, 1.0 / k)
-        return torch.softmax(self.cfg.temperature * scores, dim=0)
+            k = min(self.cfg.num_cem_elites, key.numel())
+            top = masked.topk(k).indices
+            elites = torch.zeros_like(key).index_fill_(0, top, 1.0) * eligible
+            return elites / elites.sum()
+        return torch.softmax(self.cfg.temperature * masked, dim=0)
+
+    def _safe_plan(self, obs: torch.Tensor, candidates: torch.Tensor, scores: torch.Tensor,
+                   worst_costs: torch.Tensor, mean: torch.Tensor, sample: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The plan safe LOOP executes, (H, A), its worst-case cost and its :data:`EXECUTED` code.
+
+        The preferred plan is the weighted mean, whose worst cost is re-imagined here (it was
+        never a candidate), or with ``sample`` a candidate drawn by its reward weight among the
+        feasible ones (the mean when none is feasible). It is executed when its worst cost is
+        <= d0. Otherwise, when some candidate is feasible, the feasible candidate of highest
+        score is; when none is, the plan of least worst cost among the preferred one and the
+        candidates. So a plan predicted to violate d0 is never executed while a feasible one
+        is known. Everything stays on the device (no host synchronisation).
+        """
+        cost_limit = self.cfg.cost_limit
+        feasible = worst_costs <= cost_limit
+        any_feasible = feasible.any()
+        code = self._executed_codes   # indices into EXECUTED
+        _, mean_worst_cost = self._score(self._imagine(obs, mean.unsqueeze(0)))
+        preferred, preferred_cost, preferred_code = mean, mean_worst_cost[0], code[0]
+        if sample:
+            draw = self._elite_weights(scores, feasible)
+            draw = torch.where(any_feasible, draw, 1.0 / draw.numel())   # defined when none is
+            choice = torch.multinomial(draw, 1, generator=self.generator)
+            preferred = torch.where(any_feasible, candidates.index_select(0, choice)[0], mean)
+            preferred_cost = torch.where(any_feasible, worst_costs.index_select(0, choice)[0],
+                                         preferred_cost)
+            preferred_code = torch.where(any_feasible, code[1], code[0])
+        best_feasible = scores.masked_fill(~feasible, float('-inf')).argmax()
+        least_cost = worst_costs.argmin()
+        alternative = torch.where(any_feasible, best_feasible, least_cost).view(1)
+        alternative_cost = worst_costs.index_select(0, alternative)[0]
+        keep = ((preferred_cost <= cost_limit)
+                | (~any_feasible & (preferred_cost <= alternative_cost)))
+        plan = torch.where(keep, preferred, candidates.index_select(0, alternative)[0])
+        plan_cost = torch.where(keep, preferred_cost, alternative_cost)
+        executed = torch.where(keep, preferred_code, torch.where(any_feasible, code[2], code[3]))
+        return plan, plan_cost, executed
 
     @staticmethod
     def _refit(candidates: torch.Tensor, weights: torch.Tensor
@@ -418,20 +522,23 @@ class ArcPlanner:
         return mean, var
 
     def _info(self, scores: torch.Tensor, weights: torch.Tensor, var: torch.Tensor,
-              worst_costs: torch.Tensor | None, action: torch.Tensor) -> PlanInfo:
+              worst_costs: torch.Tensor | None, action: torch.Tensor,
+              plan_worst_cost: torch.Tensor | None, executed: torch.Tensor) -> PlanInfo:
         """One host transfer of the few scalars the node publishes (and the fallback needs)."""
         finite = torch.isfinite(scores)
+        zero = scores.new_zeros(())
         values = torch.stack([
             scores.max(), (weights * scores.nan_to_num(neginf=0.0)).sum(),
             var.sqrt().mean(),
             finite.sum().float(),
-            (torch.where(weights > 0, weights * worst_costs, 0.0).sum()
-             if worst_costs is not None else scores.new_zeros(())),
+            plan_worst_cost if plan_worst_cost is not None else zero,
             ((worst_costs <= self.cfg.cost_limit).sum().float() if worst_costs is not None
              else scores.new_tensor(float(scores.numel()))),
             torch.isfinite(action).all().float(),
+            executed.float(),
         ]).tolist()
         return PlanInfo(iterations=self.cfg.num_iterations, elite_return=values[0],
                         mean_return=values[1], action_std=values[2],
                         predicted_worst_cost=values[4], num_feasible=int(values[5]),
-                        num_finite=int(values[3]) if values[6] else 0)
+                        num_finite=int(values[3]) if values[6] else 0,
+                        executed=EXECUTED[int(values[7])])

@@ -139,7 +139,8 @@ class ArcConfig(_Validated):
 
     ``optimizer='arc'`` is iterative importance sampling (softmax weights over all candidates);
     ``'cem'`` refits to the top ``num_cem_elites`` (LOOP without ARC). ``value='q'`` adds the
-    critic's terminal value; ``'none'`` gives PETS-restricted planning.
+    critic's terminal value; ``'none'`` gives PETS-restricted planning. ``cost_limit >= 0``
+    turns on safe LOOP (eq. 10; ``docs/algorithm.md``).
     """
 
     horizon: int = param(3, 'planning horizon H (actions per sequence)', (1, 100), static=True)
@@ -159,7 +160,8 @@ class ArcConfig(_Validated):
     value: str = param('q', "terminal value: 'q' (critic) or 'none' (PETS-restricted)",
                        ('q', 'none'))
     scoring: str = param('paper', "'paper': sum_t<H gamma^t r_t + gamma^H Q(s_H, pi(s_H)); "
-                         "'reference': sum_t<H-1 r_t + Q1(s_H-1, a_H-1)", ('paper', 'reference'))
+                         "'reference': sum_t<H-1 r_t + Q1(s_H-1, a_H-1) (with value 'none': "
+                         "sum_t<H r_t)", ('paper', 'reference'))
     gamma: float = param(0.99, 'discount of the paper scoring', (0.0, 1.0))
     rollout: str = param('sample', "model steps in planning: 'sample' (mean + std * eps, the "
                          "reference) or 'mean' (the predicted mean: particles would coincide, so "
@@ -174,23 +176,35 @@ class ArcConfig(_Validated):
                        ('mixture', 'policy'))
     policy_noise: float = param(0.3, "sigma of the Gaussian noise on the actor's actions of the "
                                 "'policy' prior", (0.0, 10.0))
+    noise_clip: str = param('execution', "where the 'policy' prior's noisy actions are clipped to "
+                            "[-1, 1]: 'execution' (only the imagined and the executed action; the "
+                            "refit averages the unclipped candidates, so equal weights execute the "
+                            "actor) or 'candidates' (each candidate, the reference: the average "
+                            "of clipped noise pulls saturated actions towards 0)",
+                            ('execution', 'candidates'))
     elites_only: bool = param(True, 'roll out and score only the elite members', static=True)
     pessimism: float = param(0.0, 'beta: score = mean - beta * std over members (offline LOOP)',
                              (0.0, 100.0))
-    cost_limit: float = param(-1.0, 'd0 of safe LOOP: worst-case horizon cost must stay below '
-                              'it; negative disables the constraint', (-1.0, 1e9))
+    cost_limit: float = param(-1.0, 'd0 of safe LOOP (eq. 10): a candidate is feasible when the '
+                              'worst case over members and particles of its horizon cost is <= '
+                              'd0; negative disables the constraint', (-1.0, 1e9))
     min_feasible: int = param(10, 'safe LOOP: fewer feasible candidates refit towards low cost',
                               (1, 100_000))
+    cost_discounted: bool = param(True, 'safe LOOP horizon cost: sum_t<H gamma^t c_t with '
+                                  'arc.gamma (eq. 10); false: the undiscounted sum_t<H c_t (the '
+                                  "authors' code)")
 
 
 @dataclass(frozen=True)
 class TrainConfig(_Validated):
     """The online training loop (reference ``train_loop_sac.py``, spec sec. 7)."""
 
-    algo: str = param('loop', 'which agent: loop, sac, pets, loop-cem, loop-sarsa, or '
+    algo: str = param('loop', 'which agent: loop, sac, pets, loop-cem, loop-sarsa, '
                       'loop-offline (pessimistic ARC around an offline policy: loop-ros '
-                      'train-offline)',
-                      ('loop', 'sac', 'pets', 'loop-cem', 'loop-sarsa', 'loop-offline'),
+                      'train-offline), safe-loop or safe-pets (LOOP or PETS-restricted under '
+                      'the cost constraint arc.cost_limit, d0 = 0.2 unless set)',
+                      ('loop', 'sac', 'pets', 'loop-cem', 'loop-sarsa', 'loop-offline',
+                       'safe-loop', 'safe-pets'),
                       static=True)
     total_steps: int = param(5000, 'environment steps to train for', (1, 100_000_000))
     start_steps: int = param(-1, 'uniform-random steps first (-1: the task default)',
@@ -237,7 +251,9 @@ class OfflineConfig(_Validated):
     batch_size: int = param(256, 'minibatch size', (1, 65536))
     actor_lr: float = param(3e-4, 'Adam learning rate of the actor', (1e-7, 1.0))
     critic_lr: float = param(3e-4, 'Adam learning rate of the critic', (1e-7, 1.0))
-    crr_beta: float = param(1.0, 'temperature beta of the exp advantage weight', (1e-6, 1e6))
+    crr_beta: float = param(1.0, 'temperature beta of the exp advantage weight (the CRR '
+                            "paper's 1; larger moves towards behaviour cloning: 10 on the "
+                            'MuJoCo datasets, docs/offline_results.md)', (1e-6, 1e6))
     crr_weight: str = param('exp', "advantage weight: 'exp' or 'binary'", ('exp', 'binary'))
     crr_max_weight: float = param(20.0, 'clip of the exp advantage weight', (1.0, 1e6))
     crr_samples: int = param(4, 'actions sampled from pi to estimate V(s) = mean Q(s, a_j)',

@@ -21,6 +21,7 @@ import dataclasses
 from typing import Any, Mapping
 
 from loop_ros.core.agent import ALGORITHMS
+from loop_ros.core.agent import check_algorithm_constraints
 from loop_ros.core.agent import LoopLearner
 from loop_ros.core.agent import LoopPolicy
 from loop_ros.core.config import ArcConfig
@@ -61,9 +62,23 @@ def node_level_live(node_name: str) -> frozenset[str]:
                      if not f.metadata.get('static'))
 
 
+def node_groups_live(node_name: str) -> frozenset[str]:
+    """The non-static fields of the node's groups outside ``LoopConfig`` (``constraints.*``)."""
+    groups = NODE_PARAMETERS[node_name]
+    return frozenset(f'{prefix}.{f.name}' for prefix, cfg_type in groups.items()
+                     if prefix and prefix not in LOOP_GROUPS
+                     for f in dataclasses.fields(cfg_type) if not f.metadata.get('static'))
+
+
 def live_parameters(node_name: str) -> frozenset[str]:
     """Every parameter ``node_name`` applies at run time; all its others are read-only."""
-    return node_level_live(node_name) | LIVE_LOOP_PARAMETERS.get(node_name, frozenset())
+    return (node_level_live(node_name) | node_groups_live(node_name)
+            | LIVE_LOOP_PARAMETERS.get(node_name, frozenset()))
+
+
+def group_changes(changes: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The dotted changes of one parameter group (``'constraints'``)."""
+    return {k: v for k, v in changes.items() if k.partition('.')[0] == prefix}
 
 
 def split_changes(changes: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -85,17 +100,20 @@ def _changed_config(cfg: LoopConfig, changes: Mapping[str, Any], groups: tuple[s
         raise ValueError(', '.join(f'{k} is fixed to {forced[k]!r}' for k in fixed)
                          + f" by train.algo '{cfg.train.algo}'")
     try:
-        return replace(cfg, **{k: tuple(v) if isinstance(v, list) else v
-                               for k, v in changes.items()})
+        new = replace(cfg, **{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in changes.items()})
     except (ConfigError, TypeError) as exc:
         raise ValueError(str(exc)) from None
+    check_algorithm_constraints(new)
+    return new
 
 
 def check_policy_changes(policy: LoopPolicy, changes: Mapping[str, Any]) -> LoopConfig:
     """The policy's configuration with ``changes`` (``arc.*`` only); ValueError with the reason.
 
     Refused: names outside ``arc.*``, values a ``train.algo`` preset fixes (PETS:
-    ``arc.optimizer='cem'``), static ``arc.*`` fields, and settings the planner cannot serve
+    ``arc.optimizer='cem'``; safe LOOP/PETS: ``arc.cost_limit >= 0``), static ``arc.*`` fields,
+    and settings the planner cannot serve
     (``arc.value='q'`` without a critic, ``arc.cost_limit >= 0`` on a task without a cost).
     """
     new = _changed_config(policy.cfg, changes, ('arc',), 'planner')

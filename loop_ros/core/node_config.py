@@ -24,6 +24,9 @@ from loop_ros.core.config import param
 from loop_ros.core.config import SacConfig
 from loop_ros.core.config import TrainConfig
 from loop_ros.core.config import _Validated
+from loop_ros.core.constraints import ConstraintError
+from loop_ros.core.constraints import from_parameters
+from loop_ros.core.constraints import PlanarConstraints
 
 DEFAULT_ENV_ID = 'loop_ros/RCCarCircle-v0'
 SAFE_ACTION_MODES = ('zero', 'raw_zero', 'hold')
@@ -69,6 +72,56 @@ class SimBridgeConfig(_Validated):
                                          "(wall seconds) for a subscriber of 'transition' (the "
                                          'learner), so no transition goes to nobody; 0: start '
                                          'at once', (0.0, 3600.0), static=True)
+
+
+@dataclass(frozen=True)
+class ConstraintsConfig(_Validated):
+    """``constraints.*``: planar constraints the planner plans against and the sim bridge counts.
+
+    In the world frame of the task (the RC car: its simulator's frame, the sim bridge's odom
+    frame, origin at the circle's centre). Live on both nodes, and set by a
+    ``loop_ros/Constraints`` message on ``constraints`` too (``docs/ros.md``, "Constraints at
+    run time"); a task without planar constraints takes only the defaults.
+    """
+
+    boundary_radius: float = param(0.0, 'cost 1 beyond this distance (m) from the origin of the '
+                                   "task's world frame; 0: the task's own boundary (RC car: "
+                                   '1.2 m)', (0.0, 1e6))
+    circles: tuple[float, ...] = param((), 'keep-out circles as x, y, radius triples (m): '
+                                       '[0.0, 1.0, 0.2] is one circle of radius 0.2 m at (0, 1); '
+                                       'the RC car needs an ...XY-v0 env for zones')
+    polygons: tuple[str, ...] = param((), "keep-out polygons, one string each of at least 3 "
+                                      "vertices 'x1,y1 x2,y2 x3,y3' (m, in order)")
+
+    def validate(self) -> None:
+        """Circles in triples with radius > 0, polygons of >= 3 finite vertices."""
+        try:
+            self.resolve(PlanarConstraints())
+        except ConstraintError as exc:
+            raise ConfigError(f'ConstraintsConfig: {exc}') from None
+
+    @property
+    def is_default(self) -> bool:
+        """Nothing set: the task's own boundary and no keep-out zone."""
+        return self == ConstraintsConfig()
+
+    def resolve(self, task_default: PlanarConstraints) -> PlanarConstraints:
+        """The constraint set these parameters describe on a task whose own is ``task_default``."""
+        return from_parameters(self.boundary_radius, self.circles, self.polygons, task_default)
+
+    def for_task(self, task_default: PlanarConstraints | None,
+                 env_id: str) -> PlanarConstraints | None:
+        """:meth:`resolve` for the task ``env_id``; None when it has no planar constraints.
+
+        Such a task (``task_default`` None) takes only the defaults: ConstraintError otherwise.
+        """
+        if task_default is not None:
+            return self.resolve(task_default)
+        if not self.is_default:
+            raise ConstraintError(f'{env_id} has no planar constraints (its cost is not a '
+                                  'boundary and keep-out zones): leave constraints.* at their '
+                                  'defaults')
+        return None
 
 
 @dataclass(frozen=True)
@@ -312,8 +365,8 @@ LOOP_GROUPS: dict[str, type] = {
 """Parameter prefix -> group of ``LoopConfig`` (``sac.lr``, ``arc.horizon``, ...)."""
 
 NODE_PARAMETERS: dict[str, dict[str, type]] = {
-    'sim_bridge': {'': SimBridgeConfig},
-    'planner': {'': PlannerNodeConfig, **LOOP_GROUPS},
+    'sim_bridge': {'': SimBridgeConfig, 'constraints': ConstraintsConfig},
+    'planner': {'': PlannerNodeConfig, 'constraints': ConstraintsConfig, **LOOP_GROUPS},
     'learner': {'': LearnerNodeConfig, **LOOP_GROUPS},
     'recorder': {'': RecorderNodeConfig},
     'robot_adapter': {'': RobotAdapterConfig},

@@ -18,9 +18,11 @@ Reward, as the RC-car circle task (``loop_ros/sim/rc_car.py``) on the circle of 
     r(s') = -|rho - r| - 0.25 (v - v_target)^2 - 0.25 max(0, |theta| - pi/2)^2
 
 with ``rho`` the distance to the origin, ``v = hypot(v_x, v_y)`` and ``theta`` the heading
-error (direction of the CCW tangent minus yaw). Cost (safe LOOP): 1 beyond 1.5 m. The episode
-terminates beyond 3 m (or on a non-finite observation): the adapter then stops the base until
-the next episode (``~/reset``).
+error (direction of the CCW tangent minus yaw). Cost (safe LOOP): 1 beyond 1.5 m, as planar
+constraints (:class:`~loop_ros.core.constraint_cost.ConstraintCost` on the observed ``x, y``),
+so the planner also takes keep-out zones at run time (``constraints.*``, the ``constraints``
+topic; docs/integration.md). The episode terminates beyond 3 m (or on a non-finite
+observation): the adapter then stops the base until the next episode (``~/reset``).
 """
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ import math
 
 import torch
 
+from loop_ros.core.constraint_cost import ConstraintCost
+from loop_ros.core.constraint_cost import ObservedPosition
+from loop_ros.core.constraints import PlanarConstraints
 from loop_ros.core.tasks import register_task
 from loop_ros.core.tasks import Task
 
@@ -69,11 +74,18 @@ def circle_reward(obs: torch.Tensor, action: torch.Tensor,
             - HEADING_WEIGHT * heading_excess ** 2)
 
 
-def outside_safe_radius(obs: torch.Tensor, action: torch.Tensor,
-                        next_obs: torch.Tensor) -> torch.Tensor:
-    """c(s, a, s') = 1[rho' > 1.5 m]."""
-    return (torch.hypot(next_obs[..., OBS_X], next_obs[..., OBS_Y]) > SAFE_RADIUS_M
-            ).to(next_obs.dtype)
+def position(obs: torch.Tensor) -> torch.Tensor:
+    """(..., 2): x, y in the odometry frame."""
+    return obs[..., OBS_X:OBS_Y + 1]
+
+
+def heading(obs: torch.Tensor) -> torch.Tensor:
+    """(...): yaw in the odometry frame."""
+    return torch.atan2(obs[..., OBS_SIN_YAW], obs[..., OBS_COS_YAW])
+
+
+SAFE_AREA = ConstraintCost(PlanarConstraints(SAFE_RADIUS_M), ObservedPosition(position, heading))
+"""c(s, a, s') = 1[rho' > 1.5 m], or inside a keep-out zone a planner was given at run time."""
 
 
 def outside_arena(next_obs: torch.Tensor) -> torch.Tensor:
@@ -82,7 +94,7 @@ def outside_arena(next_obs: torch.Tensor) -> torch.Tensor:
     return (rho > ARENA_RADIUS_M) | ~torch.isfinite(next_obs).all(dim=-1)
 
 
-TASK = Task(termination=outside_arena, reward=circle_reward, cost=outside_safe_radius,
+TASK = Task(termination=outside_arena, reward=circle_reward, cost=SAFE_AREA,
             start_steps=START_STEPS, obs_dim=OBS_DIM, act_dim=ACT_DIM, dt=DT_S,
             body_twist_indices=(OBS_VX, OBS_VY, OBS_WZ))
 register_task(ENV_ID, TASK)

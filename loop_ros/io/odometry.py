@@ -99,19 +99,24 @@ def state_observation_for(env_id: str | None) -> StateObservation | None:
 
 
 def _register_rc_car() -> None:
-    """The RC car observes 9 circle-relative features of its planar state (sim/rc_car.py)."""
+    """The RC car observes 9 circle-relative features of its planar state (sim/rc_car.py), and
+    its world position too for the ``...XY-v0`` ids."""
+    from functools import partial
+
     import torch
 
     from loop_ros.sim import rc_car
 
-    def rc_car_observation(states: np.ndarray, radius: float = 1.0) -> np.ndarray:
+    def rc_car_observation(states: np.ndarray, radius: float = 1.0,
+                           with_position: bool = False) -> np.ndarray:
         planar = np.asarray(states, np.float64)[:, [0, 1, 5, 6, 7, 11]]  # x y yaw vx vy wz
         with torch.no_grad():
-            obs = rc_car.observation_torch(torch.as_tensor(planar), radius)
+            obs = rc_car.observation_torch(torch.as_tensor(planar), radius, with_position)
         return obs.numpy().astype(np.float32)
 
-    for env_id in rc_car.ENV_IDS:
-        _STATE_OBSERVATIONS.setdefault(env_id, rc_car_observation)
+    for env_id, kwargs in rc_car.ENV_IDS.items():
+        _STATE_OBSERVATIONS.setdefault(env_id, partial(
+            rc_car_observation, with_position=bool(kwargs.get('observe_position', False))))
 
 
 def odometry_observation(msg: Any, fields: Sequence[str] = DEFAULT_OBSERVATION,

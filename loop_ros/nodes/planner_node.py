@@ -6,6 +6,9 @@
 * **activate**: a timer at ``control_rate_hz`` (sim time) plans on the latest observation and
   publishes ``action`` (stamped with the observation it answers), ``~/plan_stats`` and, with
   ``publish_path``, the imagined trajectory as ``nav_msgs/Path`` on ``~/plan``.
+* **constraints** (``constraints.*`` parameters, or a ``loop_ros/Constraints`` message on
+  ``constraints``, which sets them): the boundary and keep-out zones of a task whose cost is a
+  ``ConstraintCost`` (the RC car); applied at the next tick, no retraining.
 * **deactivate**: publishes the safe (zero) action, stops the timer, forgets the warm start.
 
 Deadline: the plan runs in a worker thread; if it is not done ``deadline_fraction`` of a period
@@ -80,6 +83,7 @@ from loop_ros.msg import PolicyWeights
 from loop_ros.ros import qos
 from loop_ros.ros.clock import ns_to_stamp
 from loop_ros.ros.clock import stamp_to_ns
+from loop_ros.ros.constraints import subscribe_constraints
 from loop_ros.ros.conversions import action_msg
 from loop_ros.ros.conversions import observation_from_msg
 from loop_ros.ros.node_extras import PlannerExtras
@@ -239,8 +243,13 @@ class PlannerNode(LifecycleNode):
                     "configure failed: mode 'deploy' acts on a checkpoint: set checkpoint, or "
                     f'put a policy_*.pt into checkpoint_dir ({self.cfg.checkpoint_dir} has none)')
                 return TransitionCallbackReturn.ERROR
-        self.policy = LoopPolicy(loop_cfg, obs_dim, act_dim, get_task(self.cfg.env_id, warn=False),
-                                 device, seed=loop_cfg.train.seed)
+        try:   # the planner's own copy of the task's constraints, from constraints.*
+            task = self.extras.configure_constraints(get_task(self.cfg.env_id, warn=False))
+        except ConfigError as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return TransitionCallbackReturn.ERROR
+        self.policy = LoopPolicy(loop_cfg, obs_dim, act_dim, task, device,
+                                 seed=loop_cfg.train.seed)
         if source is not None:
             try:
                 payload = payload or load_checkpoint(source, kind=CHECKPOINT_KIND)
@@ -269,6 +278,7 @@ class PlannerNode(LifecycleNode):
         self._subs = [
             self.create_subscription(Observation, graph.OBSERVATION_TOPIC, self._on_observation,
                                      qos.OBSERVATION, callback_group=group),
+            subscribe_constraints(self, group, on_rejected=self.extras.count_rejected),
         ]
         if not deploy:   # a deployed planner takes no weights from anyone
             self._subs += [
@@ -349,6 +359,7 @@ class PlannerNode(LifecycleNode):
                 pool.shutdown(wait=True, cancel_futures=True)
         self._executor = self._loader = None
         self.policy = None
+        self.extras.constraint_cost = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -568,8 +579,10 @@ class PlannerNode(LifecycleNode):
             msg.mean_return = float(info.mean_return)
             msg.action_std = float(info.action_std)
             msg.predicted_worst_cost = float(info.predicted_worst_cost)
+            msg.num_feasible = int(info.num_feasible)
         else:
             msg.elite_return = msg.mean_return = msg.predicted_worst_cost = math.nan
+            msg.num_feasible = -1
         self.stats_pub.publish(msg)
 
 

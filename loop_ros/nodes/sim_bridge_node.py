@@ -19,6 +19,11 @@ zero), logs a throttled warning and counts it in ``EpisodeStats.safe_actions``. 
 (wrong length, NaN/inf) are rejected with a throttled warning and counted; out-of-range values are
 clipped to [-1, 1].
 
+Constraints: an env with ``set_constraints`` (the RC car) counts violations (``info['cost']``)
+of the ``constraints.*`` parameters, which a ``loop_ros/Constraints`` message on
+``constraints`` sets too; a change applies from the next step. Other envs take only the
+defaults.
+
 Time base: with ``use_sim_time`` (the default of the launch graphs) every stamp and the action
 timeout use the simulated time this node publishes on ``/clock``; without it, the wall clock. The
 stepping timer always runs on the steady clock (the bridge is the clock source).
@@ -37,6 +42,7 @@ from typing import Any
 import gymnasium
 from nav_msgs.msg import Odometry
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock
 from rclpy.clock import ClockType
 from rclpy.node import Node
@@ -46,6 +52,8 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 
 from loop_ros import graph
 from loop_ros.core.config import ConfigError
+from loop_ros.core.constraints import PlanarConstraints
+from loop_ros.core.node_config import ConstraintsConfig
 from loop_ros.core.node_config import NODE_PARAMETERS
 from loop_ros.core.node_config import SimBridgeConfig
 from loop_ros.envs import EnvError
@@ -61,6 +69,7 @@ from loop_ros.ros.clock import clock_msg
 from loop_ros.ros.clock import ns_to_stamp
 from loop_ros.ros.clock import SimClock
 from loop_ros.ros.clock import stamp_to_ns
+from loop_ros.ros.constraints import subscribe_constraints
 from loop_ros.ros.conversions import action_from_msg
 from loop_ros.ros.conversions import validated
 from loop_ros.ros.conversions import observation_msg
@@ -102,6 +111,7 @@ class SimBridgeNode(Node):
         self.dt = env_period(self.env, self.cfg.control_period_s)
         self.sim_clock = SimClock(self.dt)
         self._raw_low, self._raw_high = raw_action_bounds(self.env)
+        self._apply_constraints(read_config(self, ConstraintsConfig, 'constraints'))
         pose_fn = getattr(self.env.unwrapped, 'base_pose_twist', None)
         self._pose_fn = pose_fn if (callable(pose_fn) and self.cfg.publish_odometry) else None
         self.source = self.get_fully_qualified_name()
@@ -117,6 +127,7 @@ class SimBridgeNode(Node):
                          if self._pose_fn is not None else None)
         self.action_sub = self.create_subscription(Action, graph.ACTION_TOPIC,
                                                    self._on_action, qos.ACTION)
+        self.constraints_sub = subscribe_constraints(self)
 
         # counters (whole run); per-episode ones are reset in _reset()
         self.steps = 0
@@ -135,6 +146,7 @@ class SimBridgeNode(Node):
         self._warned_no_subscriber = False
         self._timer = None
         self._make_timer()
+        self.add_on_set_parameters_callback(self._check_constraints)
         self.add_post_set_parameters_callback(self._on_parameters_set)
         self.diagnostics = DiagnosticsPublisher(self, 'simulation', SimBridgeDiagnostics(self),
                                                 hardware_id=self.cfg.env_id)
@@ -165,8 +177,41 @@ class SimBridgeNode(Node):
         self.cfg = read_config(self, SimBridgeConfig)
         if self.cfg.real_time_factor != old.real_time_factor:
             self._make_timer()
+        if any(p.name.startswith('constraints.') for p in parameters):
+            self._apply_constraints(read_config(self, ConstraintsConfig, 'constraints'))
         self.get_logger().info('parameters updated: ' + ', '.join(
             f'{p.name}={p.value!r}' for p in parameters))
+
+    # --- constraints -----------------------------------------------------------------------------
+
+    def _constraints(self, cfg: ConstraintsConfig) -> PlanarConstraints | None:
+        """The set ``cfg`` gives on this env; ConstraintError when the env cannot count it."""
+        env = self.env.unwrapped
+        supported = callable(getattr(env, 'set_constraints', None))
+        constraints = cfg.for_task(env.default_constraints if supported else None,
+                                   self.cfg.env_id)
+        if constraints is not None:
+            env.check_constraints(constraints)
+        return constraints
+
+    def _check_constraints(self, parameters: list[Parameter]) -> SetParametersResult:
+        """On-set: refuse constraints this env cannot count (the geometry is checked before)."""
+        changes = {p.name: list(p.value) if isinstance(p.value, (list, tuple)) else p.value
+                   for p in parameters if p.name.startswith('constraints.')}
+        if changes:
+            try:
+                self._constraints(read_config(self, ConstraintsConfig, 'constraints',
+                                              changes=changes))
+            except ConfigError as exc:   # ConstraintError is one
+                return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply_constraints(self, cfg: ConstraintsConfig) -> None:
+        """Count violations of ``cfg`` from the next step on. Raises ConfigError."""
+        constraints = self._constraints(cfg)
+        if constraints is not None:
+            self.env.unwrapped.set_constraints(constraints)
+            self.get_logger().info(f'constraints: {constraints.describe()}')
 
     # --- actions -------------------------------------------------------------------------------
 

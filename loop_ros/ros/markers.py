@@ -11,6 +11,11 @@ observation's frame) as:
   diameter twice the members' positional standard deviation (at least :data:`MIN_SPHERE_M`):
   where the model is unsure, the sphere is large.
 
+and :func:`constraint_markers` adds the planner's constraints in force (namespace
+``constraints``): the boundary circle (orange) and each keep-out circle and polygon (red) as a
+closed ``LINE_STRIP``, in the same robot frame (the outlines come from
+:meth:`loop_ros.core.constraint_cost.ConstraintCost.outlines`).
+
 The array starts with a ``DELETEALL``, so markers of a previous plan (more candidates, another
 horizon) never linger. Markers have no lifetime: the next plan replaces them.
 """
@@ -29,9 +34,17 @@ from loop_ros.core.plan_view import PlanPoses
 NAMESPACE_CANDIDATES = 'candidates'
 NAMESPACE_MEMBERS = 'members'
 NAMESPACE_SPREAD = 'spread'
+NAMESPACE_CONSTRAINTS = 'constraints'
 LINE_WIDTH_M = 0.02
 MEMBER_LINE_WIDTH_M = 0.01
 MIN_SPHERE_M = 0.02
+CONSTRAINT_LINE_WIDTH_M = 0.03
+CONSTRAINT_COLOURS = {
+    'boundary': ColorRGBA(r=1.0, g=0.55, b=0.0, a=0.9),
+    'circle': ColorRGBA(r=0.9, g=0.1, b=0.1, a=0.9),
+    'polygon': ColorRGBA(r=0.9, g=0.1, b=0.1, a=0.9),
+}
+"""Outline colour per constraint kind: the boundary orange, keep-out zones red."""
 
 
 def score_colour(fraction: float, alpha: float = 0.8) -> ColorRGBA:
@@ -92,4 +105,17 @@ def plan_markers(view: PlanPoses, header: Any) -> MarkerArray:
             marker.scale.x = marker.scale.y = marker.scale.z = diameter
             marker.color = ColorRGBA(r=0.2, g=0.4, b=1.0, a=0.25)
             out.markers.append(marker)
+    return out
+
+
+def constraint_markers(outlines: list[tuple[str, list[tuple[float, float]]]],
+                       header: Any) -> list[Marker]:
+    """One closed ``LINE_STRIP`` per outline ``(kind, points in the robot frame)``."""
+    out = []
+    for i, (kind, points) in enumerate(outlines):
+        marker = _marker(header, NAMESPACE_CONSTRAINTS, i, Marker.LINE_STRIP)
+        marker.scale.x = CONSTRAINT_LINE_WIDTH_M
+        marker.color = CONSTRAINT_COLOURS[kind]
+        marker.points = [Point(x=float(x), y=float(y), z=0.0) for x, y in points]
+        out.append(marker)
     return out

@@ -6,8 +6,11 @@
   :mod:`loop_ros.ros.node_diagnostics`);
 * run-time parameters (:class:`loop_ros.ros.live_params.LiveParameters`), applied at the node's
   safe point: ``before_tick()``;
+* the planner's run-time constraints (``constraints.*``, also set by the ``constraints`` topic:
+  :mod:`loop_ros.ros.constraints`): its own copy of the task's
+  :class:`~loop_ros.core.constraint_cost.ConstraintCost`, changed in ``before_tick()``;
 * the planner's ``~/plan_markers`` (``publish_markers``), drawn by :mod:`loop_ros.ros.markers`
-  from :func:`loop_ros.core.plan_view.plan_view` in ``after_tick()``.
+  from :func:`loop_ros.core.plan_view.plan_view` and the constraints in ``after_tick()``.
 """
 from __future__ import annotations
 
@@ -21,19 +24,27 @@ from visualization_msgs.msg import MarkerArray
 
 from loop_ros import graph
 from loop_ros.core.config import ConfigError
+from loop_ros.core.constraint_cost import ConstraintCost
+from loop_ros.core.constraint_cost import own_constraint_cost
+from loop_ros.core.constraints import PlanarConstraints
 from loop_ros.core.live_config import apply_learner_changes
 from loop_ros.core.live_config import apply_policy_changes
 from loop_ros.core.live_config import check_learner_changes
 from loop_ros.core.live_config import check_policy_changes
+from loop_ros.core.live_config import group_changes
 from loop_ros.core.live_config import split_changes
+from loop_ros.core.node_config import ConstraintsConfig
 from loop_ros.core.plan_view import plan_view
+from loop_ros.core.tasks import Task
 from loop_ros.ros import qos
 from loop_ros.ros.clock import ns_to_stamp
 from loop_ros.ros.diagnostics import DiagnosticsPublisher
 from loop_ros.ros.live_params import LiveParameters
+from loop_ros.ros.markers import constraint_markers
 from loop_ros.ros.markers import plan_markers
 from loop_ros.ros.node_diagnostics import LearnerDiagnostics
 from loop_ros.ros.node_diagnostics import PlannerDiagnostics
+from loop_ros.ros.params import read_config
 from loop_ros.ros.publish import safe_publish
 
 
@@ -62,6 +73,8 @@ class PlannerExtras:
         self.marker_pub = node.create_publisher(MarkerArray, graph.PLAN_MARKERS_TOPIC,
                                                 qos.VISUALIZATION)
         self._no_pose_warned = False
+        self.constraint_cost: ConstraintCost | None = None
+        """The planner's own copy of its task's constraint cost (None: the task has none)."""
 
     def count_rejected(self) -> None:
         """One malformed message refused (shown in the diagnostics)."""
@@ -69,13 +82,43 @@ class PlannerExtras:
 
     def _check(self, changes: dict[str, Any]) -> str | None:
         _, loop = split_changes(changes)
+        constraints = group_changes(changes, 'constraints')
         policy = self.node.policy
-        if loop and policy is not None:
-            try:
+        try:
+            if loop and policy is not None:
                 check_policy_changes(policy, loop)
-            except (ValueError, ConfigError) as exc:
-                return str(exc)
+            if constraints and policy is not None:   # unconfigured: checked at configure
+                self._constraints(read_config(self.node, ConstraintsConfig, 'constraints',
+                                              changes=constraints))
+        except (ValueError, ConfigError) as exc:   # ConstraintError is a ConfigError
+            return str(exc)
         return None
+
+    # --- run-time constraints ---------------------------------------------------------------
+
+    def _constraints(self, cfg: ConstraintsConfig) -> PlanarConstraints | None:
+        """The set ``cfg`` gives on this planner's task; ConstraintError if it cannot use it."""
+        cost = self.constraint_cost
+        constraints = cfg.for_task(cost.default if cost is not None else None,
+                                   self.node.cfg.env_id)
+        if cost is not None and constraints is not None:
+            cost.check(constraints)
+        return constraints
+
+    def configure_constraints(self, task: Task) -> Task:
+        """At configure: ``task`` with the planner's own constraint cost, set from the
+        ``constraints.*`` parameters. Raises ConfigError when the task cannot take them."""
+        task, self.constraint_cost = own_constraint_cost(task)
+        self._apply_constraints()
+        return task
+
+    def _apply_constraints(self) -> None:
+        """Plan against the ``constraints.*`` parameters from the next plan on."""
+        constraints = self._constraints(read_config(self.node, ConstraintsConfig,
+                                                    'constraints'))
+        if constraints is not None and self.constraint_cost is not None:
+            self.constraint_cost.set(constraints)
+            self.node.get_logger().info(f'constraints: {constraints.describe()}')
 
     def before_tick(self) -> None:
         """At a tick start with no plan in flight: apply the staged parameter changes.
@@ -96,6 +139,8 @@ class PlannerExtras:
                 node.cfg = _own_changes(node.cfg, own)
             if loop and node.policy is not None:
                 apply_policy_changes(node.policy, loop)
+            if group_changes(changes, 'constraints') and node.policy is not None:
+                self._apply_constraints()
         except (ValueError, ConfigError) as exc:   # checked on set; only a race gets here
             node.get_logger().error(f'could not apply {sorted(changes)}: {exc}')
             return
@@ -115,7 +160,10 @@ class PlannerExtras:
                                           '(Task.body_twist_indices) or no planner: no markers')
             return
         header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
-        safe_publish(node, self.marker_pub, plan_markers(view, header))
+        array = plan_markers(view, header)
+        if self.constraint_cost is not None:
+            array.markers += constraint_markers(self.constraint_cost.outlines(obs), header)
+        safe_publish(node, self.marker_pub, array)
 
 
 class LearnerExtras:

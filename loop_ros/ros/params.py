@@ -296,14 +296,18 @@ def _build_data(node: Node, cfg_type: type, prefix: str, changes: Mapping[str, A
     return data
 
 
-def read_config(node: Node, cfg_type: type, prefix: str = '') -> Any:
+def read_config(node: Node, cfg_type: type, prefix: str = '',
+                changes: Mapping[str, Any] | None = None) -> Any:
     """Rebuild a ``cfg_type`` instance from the node's current parameter values.
+
+    ``changes`` (parameter name -> value) replace current values: the configuration a set
+    would give, checked before it is applied.
 
     Raises:
         ConfigError: a parameter is undeclared, or the values fail the dataclass' checks (the
             message names the node and the prefix).
     """
-    data = _build_data(node, cfg_type, prefix, {}, strict=True)
+    data = _build_data(node, cfg_type, prefix, changes or {}, strict=True)
     try:
         return from_dict(cfg_type, data, where=prefix or cfg_type.__name__)
     except ConfigError as exc:

@@ -110,3 +110,12 @@ DIAGNOSTICS = _profile(10, reliable=True)
 """``/diagnostics`` (diagnostic_msgs/DiagnosticArray, about 1 Hz per node): reliable, volatile,
 keep last 10, like diagnostic_updater's publisher, so diagnostic_aggregator, rqt_robot_monitor
 and Foxglove match it."""
+
+CONSTRAINTS = _profile(1, reliable=True)
+"""``constraints`` (anyone -> planner, sim_bridge): reliable, volatile, keep last 1.
+
+Each message is a whole constraint set, so only the newest matters. A volatile reader matches
+every reliable writer, `ros2 topic pub`'s default and a latched one alike (a transient-local
+reader would not match a volatile writer). Nodes keep the set as their ``constraints.*``
+parameters, so nothing is lost when the publisher goes away.
+"""

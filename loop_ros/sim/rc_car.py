@@ -8,6 +8,8 @@ safety boundary.
 Registered ids (``import loop_ros.sim``): ``loop_ros/RCCarCircle-v0`` and
 ``loop_ros/RCCarDrift-v0``; both 100-step episodes of 0.1 s, with their reward, cost and
 termination registered in :mod:`loop_ros.core.tasks` under the same ids.
+``loop_ros/RCCarCircleXY-v0`` and ``loop_ros/RCCarDriftXY-v0`` are the same tasks observing
+the car's world position too (11 features, below), which keep-out zones need.
 
 Observation (float32, 9), all relative to the circle, so the task is invariant to rotations
 about the origin and these features are a Markov state of the car:
@@ -24,6 +26,8 @@ about the origin and these features are a Markov state of the car:
   6    yaw_rate      r (rad/s)
   7    sin(theta)    smooth heading error (no wrap jump for a learned model)
   8    cos(theta)
+  9    x             world position (m; only with ``observe_position``, the ``...XY-v0`` ids)
+ 10    y
 ====  ============  ==========================================================================
 
 Indices 0-3 are the reference's ``CircleEnv`` observation (its d(dx)/dt mixed body and world
@@ -42,7 +46,13 @@ Rewards, on the next observation (speed ``v = sqrt(v_x^2 + v_y^2)``):
   The ``|dx|`` weight (2 per m) exceeds the speed gained by a wider circle (dv/dr ~ v / 2r).
 
 Cost (both tasks, the paper's constraint): ``1`` when the car is outside the 1.2 m boundary
-(``dx > 0.2``), else 0, reported as ``info['cost']``. The boundary does not end the episode,
+(``dx > 0.2``), else 0, reported as ``info['cost']``. The boundary is the default of a
+:class:`~loop_ros.core.constraints.PlanarConstraints` set that can be replaced while running
+(:meth:`RCCarEnv.set_constraints`; the planner's copy through
+:class:`~loop_ros.core.constraint_cost.ConstraintCost`): another boundary radius, and keep-out
+circles and polygons in the world frame. Keep-out zones need the ``...XY-v0`` observation: the
+circle-relative features fix the car's position only up to a rotation about the origin, which
+leaves the boundary unchanged but not a zone. The boundary does not end the episode,
 and by default nothing but a non-finite state does (``terminated=True``): with rewards that are
 negative per step, ending the episode early would pay (leaving would beat staying), so the
 registered tasks have no arena. An ``arena_radius`` can still be given to end runaway episodes
@@ -50,8 +60,10 @@ registered tasks have no arena. An ``arena_radius`` can still be given to end ru
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
+from functools import partial
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -59,6 +71,10 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from loop_ros.core.constraint_cost import check_observable
+from loop_ros.core.constraint_cost import ConstraintCost
+from loop_ros.core.constraint_cost import ObservedPosition
+from loop_ros.core.constraints import PlanarConstraints
 from loop_ros.core.tasks import Task, register_task
 from loop_ros.sim.rc_car_dynamics import (ACTION_DIM, DEFAULT_PARAMS, STATE_DIM, RCCarParams,
                                           action_to_controls, step_scalar, wrap_angle,
@@ -69,6 +85,9 @@ OBS_VX, OBS_VY, OBS_YAW_RATE, OBS_SIN_THETA, OBS_COS_THETA = 4, 5, 6, 7, 8
 OBS_DIM = 9
 OBS_NAMES = ('dx', 'theta', 'ddx', 'dtheta', 'v_x', 'v_y', 'yaw_rate', 'sin_theta',
              'cos_theta')
+OBS_X, OBS_Y = 9, 10
+OBS_DIM_WITH_POSITION = 11
+"""Observation size of the ``...XY-v0`` ids: the 9 features, then the world position x, y."""
 
 TASKS = ('circle', 'drift')
 CIRCLE_SPEED_WEIGHT = 0.25
@@ -87,7 +106,10 @@ OBS_LIMIT = 1e4
 ENV_IDS = {
     'loop_ros/RCCarCircle-v0': {'task': 'circle'},
     'loop_ros/RCCarDrift-v0': {'task': 'drift'},
+    'loop_ros/RCCarCircleXY-v0': {'task': 'circle', 'observe_position': True},
+    'loop_ros/RCCarDriftXY-v0': {'task': 'drift', 'observe_position': True},
 }
+POSITION_HINT = 'use loop_ros/RCCarCircleXY-v0 or loop_ros/RCCarDriftXY-v0, which observe it'
 MAX_EPISODE_STEPS = 100
 START_STEPS = 500
 """Uniform-random steps before the agent acts: five 100-step episodes."""
@@ -97,8 +119,12 @@ START_STEPS = 500
 # State -> observation
 
 
-def observation_scalar(state: tuple[float, ...], radius: float = 1.0) -> tuple[float, ...]:
-    """The 9 circle-relative features of one state, as Python floats (see the module table)."""
+def observation_scalar(state: tuple[float, ...], radius: float = 1.0,
+                       with_position: bool = False) -> tuple[float, ...]:
+    """The 9 circle-relative features of one state, as Python floats (see the module table).
+
+    ``with_position``: the world position x, y follows (11 features).
+    """
     x, y, yaw, v_x, v_y, yaw_rate = state
     rho = math.hypot(x, y)
     inv_rho = 1.0 / (rho if rho > MIN_RADIUS else MIN_RADIUS)
@@ -114,18 +140,21 @@ def observation_scalar(state: tuple[float, ...], radius: float = 1.0) -> tuple[f
         theta_rate = MAX_ANGULAR_RATE
     elif theta_rate < -MAX_ANGULAR_RATE:
         theta_rate = -MAX_ANGULAR_RATE
-    return (rho - radius, theta, radial_speed, theta_rate, v_x, v_y, yaw_rate,
-            math.sin(theta), math.cos(theta))
+    features = (rho - radius, theta, radial_speed, theta_rate, v_x, v_y, yaw_rate,
+                math.sin(theta), math.cos(theta))
+    return features + (x, y) if with_position else features
 
 
-def observation_torch(state: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
+def observation_torch(state: torch.Tensor, radius: float = 1.0,
+                      with_position: bool = False) -> torch.Tensor:
     """Batched :func:`observation_scalar`: what the env would observe in ``state``.
 
     Lets a ground-truth model (:class:`~loop_ros.sim.rc_car_dynamics.RCCarDynamicsTorch`)
     produce observations for planner tests.
 
     Shapes:
-        state: (..., 6) ``(x, y, yaw, v_x, v_y, yaw_rate)``; returns (..., 9), same dtype.
+        state: (..., 6) ``(x, y, yaw, v_x, v_y, yaw_rate)``; returns (..., 9), or (..., 11)
+        ``with_position``, same dtype.
     """
     x, y, yaw, v_x, v_y, yaw_rate = state.unbind(-1)
     rho = torch.hypot(x, y)
@@ -138,8 +167,41 @@ def observation_torch(state: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
     radial_speed = (x * v_world_x + y * v_world_y) * inv_rho
     angular_rate = (x * v_world_y - y * v_world_x) * inv_rho * inv_rho
     theta_rate = (angular_rate - yaw_rate).clamp(-MAX_ANGULAR_RATE, MAX_ANGULAR_RATE)
-    return torch.stack((rho - radius, theta, radial_speed, theta_rate, v_x, v_y, yaw_rate,
-                        torch.sin(theta), torch.cos(theta)), dim=-1)
+    features = (rho - radius, theta, radial_speed, theta_rate, v_x, v_y, yaw_rate,
+                torch.sin(theta), torch.cos(theta))
+    return torch.stack(features + ((x, y) if with_position else ()), dim=-1)
+
+
+def state_from_observation_torch(obs: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
+    """A state ``(x, y, yaw, v_x, v_y, yaw_rate)`` the car is in when it observes ``obs``.
+
+    Exact with the world position (11 features). From the 9 circle-relative features the state
+    is fixed only up to a rotation about the origin: the car is put on the positive x axis
+    (polar angle 0), which every reward, the boundary and the dynamics are invariant to. With
+    :func:`observation_torch` and the batched dynamics this makes a perfect model for tests.
+
+    Shapes:
+        obs: (..., 9) or (..., 11) -> (..., 6), same dtype.
+    """
+    position = _position(obs, radius)
+    x, y = position.unbind(-1)
+    yaw = _heading(obs, radius)
+    return torch.stack((x, y, yaw, obs[..., OBS_VX], obs[..., OBS_VY], obs[..., OBS_YAW_RATE]),
+                       dim=-1)
+
+
+def _position(obs: torch.Tensor, radius: float) -> torch.Tensor:
+    """(..., 2) world x, y: observed (11 features), else (dx + r, 0) on the positive x axis."""
+    if obs.shape[-1] == OBS_DIM_WITH_POSITION:
+        return obs[..., OBS_X:OBS_Y + 1]
+    rho = obs[..., OBS_DX] + radius
+    return torch.stack((rho, torch.zeros_like(rho)), dim=-1)
+
+
+def _heading(obs: torch.Tensor, radius: float) -> torch.Tensor:
+    """(...) yaw = polar angle + pi/2 - theta (theta: heading error to the CCW tangent)."""
+    x, y = _position(obs, radius).unbind(-1)
+    return wrap_angle_torch(torch.atan2(y, x) + 0.5 * math.pi - obs[..., OBS_THETA])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -168,6 +230,8 @@ class RCCarTask:
     """Cost 1 per step beyond this distance from the origin (m)."""
     arena_radius: float = math.inf
     """The episode terminates beyond this distance from the origin (m); none by default."""
+    observe_position: bool = False
+    """The observation ends with the world position x, y (11 features): keep-out zones work."""
 
     def __post_init__(self) -> None:
         if self.name not in TASKS:
@@ -193,11 +257,38 @@ class RCCarTask:
         return (-dx.abs() - CIRCLE_SPEED_WEIGHT * (speed - self.target_speed) ** 2
                 - CIRCLE_HEADING_WEIGHT * heading_excess ** 2)
 
+    @property
+    def obs_dim(self) -> int:
+        """9, or 11 with ``observe_position``."""
+        return OBS_DIM_WITH_POSITION if self.observe_position else OBS_DIM
+
+    @property
+    def default_constraints(self) -> PlanarConstraints:
+        """The task's own constraint: the boundary circle, no keep-out zone."""
+        return PlanarConstraints(self.boundary_radius)
+
+    def observed_position(self) -> ObservedPosition:
+        """Where an observation puts the car (up to a rotation without ``observe_position``)."""
+        return ObservedPosition(position=partial(_position, radius=self.radius),
+                                heading=partial(_heading, radius=self.radius),
+                                absolute=self.observe_position, hint=POSITION_HINT)
+
+    def check_constraints(self, constraints: PlanarConstraints) -> None:
+        """ConstraintError when this task's observation cannot evaluate ``constraints``."""
+        check_observable(constraints, self.observed_position())
+
     def cost(self, obs: torch.Tensor, action: torch.Tensor,
              next_obs: torch.Tensor) -> torch.Tensor:
-        """1 where ``next_obs`` is outside the boundary circle (dx > boundary - r), else 0."""
-        outside = next_obs[..., OBS_DX] > self.boundary_radius - self.radius
-        return outside.to(next_obs.dtype)
+        """1 where ``next_obs`` is outside the boundary circle (distance > boundary), else 0.
+
+        The default constraints only; a planner's task uses a :class:`ConstraintCost`
+        (:meth:`planner_task`), which run-time constraints replace.
+        """
+        return self._default_cost(obs, action, next_obs)
+
+    @cached_property
+    def _default_cost(self) -> ConstraintCost:
+        return ConstraintCost(self.default_constraints, self.observed_position())
 
     def termination(self, next_obs: torch.Tensor) -> torch.Tensor:
         """True where ``next_obs`` is outside the arena or not finite."""
@@ -216,9 +307,6 @@ class RCCarTask:
         return (-abs(dx) - CIRCLE_SPEED_WEIGHT * (math.hypot(v_x, v_y) - self.target_speed) ** 2
                 - CIRCLE_HEADING_WEIGHT * heading_excess ** 2)
 
-    def cost_scalar(self, next_obs: tuple[float, ...]) -> float:
-        """:meth:`cost` of one observation given as floats."""
-        return 1.0 if next_obs[OBS_DX] > self.boundary_radius - self.radius else 0.0
 
     def terminated_scalar(self, next_obs: tuple[float, ...]) -> bool:
         """:meth:`termination` of one observation given as floats."""
@@ -227,8 +315,13 @@ class RCCarTask:
         return next_obs[OBS_DX] > self.arena_radius - self.radius
 
     def planner_task(self, start_steps: int = START_STEPS) -> Task:
-        """The :class:`~loop_ros.core.tasks.Task` a planner registers for this task."""
-        return Task(termination=self.termination, reward=self.reward, cost=self.cost,
+        """The :class:`~loop_ros.core.tasks.Task` a planner registers for this task.
+
+        Its cost is a :class:`ConstraintCost` starting from :attr:`default_constraints`
+        (``own_constraint_cost`` gives each planner a copy it can change at run time).
+        """
+        cost = ConstraintCost(self.default_constraints, self.observed_position())
+        return Task(termination=self.termination, reward=self.reward, cost=cost,
                     start_steps=start_steps,
                     body_twist_indices=(OBS_VX, OBS_VY, OBS_YAW_RATE))
 
@@ -252,6 +345,7 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
         params: vehicle parameters.
         render_mode: None or 'rgb_array' (a top-down frame of ``render_size`` pixels).
         render_size: side of the rendered square frame (pixels).
+        observe_position: append the world position x, y to the observation (11 features).
     """
 
     metadata: dict[str, Any] = {'render_modes': ['rgb_array'], 'render_fps': 10}
@@ -260,13 +354,15 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
                  boundary_radius: float = 1.2, arena_radius: float = math.inf, dt: float = 0.1,
                  substeps: int = 5, max_episode_steps: int = MAX_EPISODE_STEPS,
                  params: RCCarParams | None = None, render_mode: str | None = None,
-                 render_size: int = 320) -> None:
+                 render_size: int = 320, observe_position: bool = False) -> None:
         if dt <= 0.0 or substeps < 1 or max_episode_steps < 1:
             raise ValueError('need dt > 0, substeps >= 1 and max_episode_steps >= 1')
         if render_mode is not None and render_mode not in self.metadata['render_modes']:
             raise ValueError(f'render_mode must be None or one of '
                              f"{self.metadata['render_modes']}, got {render_mode!r}")
-        self.task_spec = RCCarTask(task, radius, target_speed, boundary_radius, arena_radius)
+        self.task_spec = RCCarTask(task, radius, target_speed, boundary_radius, arena_radius,
+                                   observe_position)
+        self._constraints = self.task_spec.default_constraints
         self.params = params if params is not None else DEFAULT_PARAMS
         self.dt = float(dt)
         self.substeps = int(substeps)
@@ -275,10 +371,11 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
         self.render_size = int(render_size)
         self.metadata = {**self.metadata, 'render_fps': max(1, round(1.0 / self.dt))}
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
-        high = np.full(OBS_DIM, OBS_LIMIT, dtype=np.float32)
+        obs_dim = self.task_spec.obs_dim
+        high = np.full(obs_dim, OBS_LIMIT, dtype=np.float32)
         high[OBS_THETA] = math.pi
         high[[OBS_SIN_THETA, OBS_COS_THETA]] = 1.0
-        self.observation_space = spaces.Box(-high, high, (OBS_DIM,), np.float32)
+        self.observation_space = spaces.Box(-high, high, (obs_dim,), np.float32)
         self._state: tuple[float, ...] = (-radius, 0.0, -0.5 * math.pi, 0.0, 0.0, 0.0)
         self._elapsed_steps = 0
         self._trail: list[tuple[float, ...]] = []
@@ -287,6 +384,29 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
     def task(self) -> Task:
         """The planner task matching this env's configuration."""
         return self.task_spec.planner_task()
+
+    @property
+    def constraints(self) -> PlanarConstraints:
+        """The constraints ``info['cost']`` counts violations of."""
+        return self._constraints
+
+    @property
+    def default_constraints(self) -> PlanarConstraints:
+        """The env's own: the boundary circle of ``boundary_radius``, no keep-out zone."""
+        return self.task_spec.default_constraints
+
+    def check_constraints(self, constraints: PlanarConstraints) -> None:
+        """ConstraintError for keep-out zones when the observation has no world position (the
+        planner could not see them either)."""
+        self.task_spec.check_constraints(constraints)
+
+    def set_constraints(self, constraints: PlanarConstraints) -> None:
+        """Count violations of ``constraints`` from the next step on (a run-time change).
+
+        Raises ConstraintError (:meth:`check_constraints`); nothing changes then.
+        """
+        self.check_constraints(constraints)
+        self._constraints = constraints
 
     @property
     def state(self) -> np.ndarray:
@@ -327,15 +447,17 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
         self._state = tuple(state)
         self._elapsed_steps = 0
         self._trail = [self._state] if self.render_mode is not None else []
-        features = observation_scalar(self._state, self.task_spec.radius)
+        features = observation_scalar(self._state, self.task_spec.radius,
+                                      self.task_spec.observe_position)
         return np.array(features, dtype=np.float32), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Advance one control period.
 
         Returns:
-            ``(obs, reward, terminated, truncated, info)``; ``info`` holds ``cost`` (1 outside
-            the boundary), ``speed`` (m/s), ``side_slip`` (atan2(v_y, v_x), rad) and ``dx``.
+            ``(obs, reward, terminated, truncated, info)``; ``info`` holds ``cost`` (1 where the
+            car breaks :attr:`constraints`: outside the boundary or inside a keep-out zone),
+            ``speed`` (m/s), ``side_slip`` (atan2(v_y, v_x), rad) and ``dx``.
         """
         action0 = float(action[0])
         action1 = float(action[1])
@@ -348,10 +470,10 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
         if self.render_mode is not None:
             self._trail.append(self._state)
         spec = self.task_spec
-        features = observation_scalar(self._state, spec.radius)
+        features = observation_scalar(self._state, spec.radius, spec.observe_position)
         terminated = spec.terminated_scalar(features)
-        v_x, v_y = self._state[3], self._state[4]
-        info = {'cost': spec.cost_scalar(features), 'speed': math.hypot(v_x, v_y),
+        x, y, _, v_x, v_y, _ = self._state
+        info = {'cost': self._constraints.cost(x, y), 'speed': math.hypot(v_x, v_y),
                 'side_slip': math.atan2(v_y, v_x), 'dx': features[OBS_DX]}
         return (np.array(features, dtype=np.float32), spec.reward_scalar(features), terminated,
                 self._elapsed_steps >= self.max_episode_steps, info)
@@ -364,16 +486,16 @@ class RCCarEnv(gym.Env[np.ndarray, np.ndarray]):
         trail = np.array(self._trail if self._trail else [self._state], dtype=np.float64)
         spec = self.task_spec
         return render_frame(trail, size=self.render_size, radius=spec.radius,
-                            boundary_radius=spec.boundary_radius,
+                            boundary_radius=self._constraints.boundary_radius,
                             step=self._elapsed_steps, dt=self.dt)
 
 
 def make_task(task: str = 'circle', target_speed: float = 1.0, radius: float = 1.0,
               boundary_radius: float = 1.2, arena_radius: float = math.inf,
-              start_steps: int = START_STEPS) -> Task:
+              observe_position: bool = False, start_steps: int = START_STEPS) -> Task:
     """Planner task of an env built with the same arguments (for non-default configurations)."""
-    return RCCarTask(task, radius, target_speed, boundary_radius, arena_radius).planner_task(
-        start_steps)
+    return RCCarTask(task, radius, target_speed, boundary_radius, arena_radius,
+                     observe_position).planner_task(start_steps)
 
 
 def register() -> None:

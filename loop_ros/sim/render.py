@@ -67,6 +67,8 @@ def _background(view: _View, radius: float, boundary_radius: float) -> Image.Ima
     draw = ImageDraw.Draw(image)
     cx, cy = view(0.0, 0.0)
     for circle_radius, colour in ((radius, _TARGET), (boundary_radius, _BOUNDARY)):
+        if not math.isfinite(circle_radius):   # no boundary
+            continue
         pixels = circle_radius * view.scale
         draw.ellipse((cx - pixels, cy - pixels, cx + pixels, cy + pixels), outline=colour, width=2)
     draw.line((cx - 4, cy, cx + 4, cy), fill=_TEXT)

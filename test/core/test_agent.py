@@ -1,11 +1,13 @@
 """The training schedule, the acting side and every --algo preset, on tiny configs."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from loop_ros.core.agent import ALGORITHMS, LoopLearner, LoopPolicy
+from loop_ros.core.agent import ALGORITHMS, LoopLearner, LoopPolicy, SAFE_ALGORITHMS
 from loop_ros.core.config import LoopConfig, replace
 from loop_ros.core.tasks import Task
 
@@ -97,13 +99,21 @@ def test_learner_state_round_trip_resumes_exactly():
 # env steps 30, 40, 50 and 60), ensemble fits (at 20, 40 and 60), the planner settings it acts
 # with (None: no planner) and the critic backup (None: no SAC).
 PRESET_RUNS = {
-    'loop': (40, 3, {'optimizer': 'arc', 'value': 'q', 'prior': 'mixture'}, 'sac'),
+    'loop': (40, 3, {'optimizer': 'arc', 'value': 'q', 'prior': 'mixture', 'cost_limit': -1.0},
+             'sac'),
     'sac': (40, 0, None, 'sac'),
-    'pets': (0, 3, {'optimizer': 'cem', 'value': 'none', 'num_actor_trajs': 0}, None),
+    'pets': (0, 3, {'optimizer': 'cem', 'value': 'none', 'num_actor_trajs': 0,
+                    'explore': 'mean'}, None),
     'loop-cem': (40, 3, {'optimizer': 'cem', 'value': 'q'}, 'sac'),
     'loop-sarsa': (40, 3, {'optimizer': 'arc', 'value': 'q'}, 'sarsa'),
     'loop-offline': (40, 3, {'prior': 'policy', 'value': 'q'}, 'sac'),
+    'safe-loop': (40, 3, {'optimizer': 'arc', 'value': 'q', 'explore': 'mean',
+                          'cost_limit': 0.2}, 'sac'),
+    'safe-pets': (0, 3, {'optimizer': 'cem', 'value': 'none', 'num_actor_trajs': 0,
+                         'explore': 'mean', 'cost_limit': 0.2}, None),
 }
+POLE_COST_RAD = 0.1
+"""The safe presets need a task cost; InvertedPendulum gets one: 1 where |pole angle| > 0.1."""
 
 
 def test_every_algorithm_has_an_expected_run():
@@ -118,7 +128,8 @@ def test_every_algorithm_preset_trains_end_to_end(algo, tmp_path, monkeypatch):
     fits follows the schedule, the training steps after ``start_steps`` are planned (30, with
     exploration) unless the preset has no planner, the evaluation episode is acted by the
     planner step by step (one plan per env step: its return + 1 on InvertedPendulum, where the
-    terminal step pays 0), and the planner and critic run with the preset's settings.
+    terminal step pays 0), and the planner and critic run with the preset's settings. The safe
+    presets plan against a pole-angle cost added to the task.
     """
     from loop_ros.core import agent as agent_module
     from loop_ros.core.arc import ArcPlanner
@@ -149,6 +160,12 @@ def test_every_algorithm_preset_trains_end_to_end(algo, tmp_path, monkeypatch):
     monkeypatch.setattr(ArcPlanner, 'plan', plan)
     cfg = tiny(**{'train.algo': algo, 'train.total_steps': 60, 'train.eval_every': 0,
                   'train.eval_episodes': 1, 'train.actor_eval_episodes': 1})
+    if algo in SAFE_ALGORITHMS:
+        from loop_ros import train as train_module
+        pendulum = train_module.task_of('InvertedPendulum-v5')
+        pole_cost = lambda s, a, s2: (s2[..., 1].abs() > POLE_COST_RAD).float()  # noqa: E731
+        monkeypatch.setattr(train_module, 'task_of', lambda env_id, warn=True:
+                            dataclasses.replace(pendulum, cost=pole_cost))
     result = train('InvertedPendulum-v5', cfg, tmp_path, progress=False, log=lambda s: None)
 
     sac_updates, fits, arc, backup = PRESET_RUNS[algo]
@@ -161,7 +178,7 @@ def test_every_algorithm_preset_trains_end_to_end(algo, tmp_path, monkeypatch):
     else:
         (planner,) = planners
         assert {k: getattr(planner.cfg, k) for k in arc} == arc
-        assert (planner.actor is None) == (algo == 'pets')
+        assert (planner.actor is None) == (algo in ('pets', 'safe-pets'))
         assert calls['plan_explore'] == 30   # env steps 30..59; before them, random actions
         assert len(final.planner_returns) == 1
         assert calls['plan_eval'] - final.planner_returns[0] in (0, 1)

@@ -87,6 +87,15 @@ def test_reference_scoring_uses_q_of_the_last_action(device):
     assert action.item() == pytest.approx(0.7, abs=0.05)
 
 
+def test_reference_scoring_without_a_value_keeps_the_last_reward(device):
+    # no Q(s_{H-1}, a_{H-1}) stands in for r_{H-1}: at H = 1, R = r_0 (it used to be 0 for
+    # every candidate, so the plan was the mean of uniform weights, near 0 instead of 0.5)
+    arc = planner(device, horizon=1, value='none', scoring='reference')
+    action, info = arc.plan(torch.zeros(1))
+    assert action.item() == pytest.approx(GOAL, abs=0.05)
+    assert info.elite_return < 0.0
+
+
 @pytest.mark.parametrize('iterations', [1])
 def test_actor_prior_pulls_the_plan_towards_the_actor(device, iterations):
     # a flat objective: every candidate scores the same, so only the prior shapes the plan
@@ -246,6 +255,24 @@ def test_policy_prior_without_noise_executes_the_actor(device):
     arc = planner(device, actor=actor, prior='policy', policy_noise=0.0, num_iterations=1)
     action, _ = arc.plan(torch.zeros(1))
     assert action.item() == pytest.approx(-0.2, abs=1e-6)
+
+
+@pytest.mark.parametrize('noise_clip', ['execution', 'candidates'])
+def test_policy_prior_with_equal_weights_executes_the_actor_unless_candidates_are_clipped(
+        device, noise_clip):
+    # a flat objective gives every candidate the same weight; the actor's 0.95 sits near the
+    # bound, so clipping each noisy candidate (the reference) averages to about 0.83, while
+    # clipping only what is imagined and executed averages zero-mean noise around 0.95
+    flat = Task(reward=lambda s, a, s2: torch.zeros_like(s2[..., 0]))
+    actor = lambda s: torch.full_like(s, 0.95)  # noqa: E731
+    arc = planner(device, PointModel(device, learn_reward=False), actor=actor, task=flat,
+                  prior='policy', policy_noise=0.3, noise_clip=noise_clip, num_iterations=1,
+                  num_samples=2000)
+    action, _ = arc.plan(torch.zeros(1))
+    if noise_clip == 'execution':
+        assert action.item() == pytest.approx(0.95, abs=0.03)
+    else:
+        assert action.item() < 0.88
 
 
 def test_policy_prior_needs_an_actor(device):

@@ -56,8 +56,11 @@ def test_live_sets_are_dynamic_declared_fields() -> None:
         live_config.live_parameters('learner')
     assert not [n for n in live_config.live_parameters('learner') if n.startswith('arc.')]
     assert live_config.live_parameters('recorder') == frozenset()
+    constraints = {'constraints.boundary_radius', 'constraints.circles', 'constraints.polygons'}
+    assert constraints <= live_config.live_parameters('planner')
     assert live_config.live_parameters('sim_bridge') == {
-        'real_time_factor', 'action_timeout_s', 'safe_action_mode', 'max_episodes'}
+        'real_time_factor', 'action_timeout_s', 'safe_action_mode', 'max_episodes',
+        *constraints}
 
 
 def test_arc_reconfigure_changes_sampling_not_shapes(device) -> None:

@@ -77,6 +77,41 @@ def test_equal_scores_and_nan_scores_still_draw() -> None:
     assert all(m.scale.x == markers.MIN_SPHERE_M for m in spread)   # one member: no spread
 
 
+def test_constraint_markers_put_the_zones_where_the_robot_sees_them() -> None:
+    """The car at (0, -1) heading +x: the origin is 1 m to its left, (1, -1) 1 m ahead."""
+    from loop_ros.core.constraint_cost import own_constraint_cost
+    from loop_ros.core.constraints import KeepOutCircle, PlanarConstraints, polygon_from_text
+    from loop_ros.core.tasks import get_task
+    import loop_ros.sim  # noqa: F401  (registers the RC-car tasks)
+    from loop_ros.sim.rc_car import observation_scalar
+
+    def centre(marker: Marker) -> tuple[float, float]:
+        points = np.array([(p.x, p.y) for p in marker.points[:-1]])
+        return tuple(points.mean(axis=0))
+
+    state = (0.0, -1.0, 0.0, 1.0, 0.0, 0.0)
+    zones = PlanarConstraints(1.2, circles=(KeepOutCircle(1.0, -1.0, 0.3),),
+                              polygons=(polygon_from_text('-0.5,-2.0 0.5,-2.0 0.0,-1.5'),))
+    _, cost = own_constraint_cost(get_task('loop_ros/RCCarCircleXY-v0'))
+    cost.set(zones)
+    header = Header(frame_id='base_link')
+    boundary, circle, polygon = markers.constraint_markers(
+        cost.outlines(np.array(observation_scalar(state, with_position=True))), header)
+    assert all(m.ns == 'constraints' and m.type == Marker.LINE_STRIP and m.header.frame_id ==
+               'base_link' and m.points[0] == m.points[-1] for m in (boundary, circle, polygon))
+    assert centre(boundary) == pytest.approx((0.0, 1.0), abs=1e-6)
+    assert np.hypot(boundary.points[0].x, boundary.points[0].y - 1.0) == pytest.approx(1.2)
+    assert centre(circle) == pytest.approx((1.0, 0.0), abs=1e-6)
+    np.testing.assert_allclose([(p.x, p.y) for p in polygon.points[:3]],
+                               [(-0.5, -1.0), (0.5, -1.0), (0.0, -0.5)], atol=1e-6)
+    assert (boundary.color.r, boundary.color.g) != (circle.color.r, circle.color.g)
+    # the circle-relative observation places the boundary just as well
+    _, ring = own_constraint_cost(get_task('loop_ros/RCCarCircle-v0'))
+    (only,) = markers.constraint_markers(ring.outlines(np.array(observation_scalar(state))),
+                                         header)
+    assert centre(only) == pytest.approx((0.0, 1.0), abs=1e-6)
+
+
 def test_visualization_qos_is_what_rviz_subscribes_with() -> None:
     profile = qos.VISUALIZATION
     assert profile.reliability == ReliabilityPolicy.RELIABLE
@@ -142,7 +177,8 @@ def test_planner_publishes_path_and_markers_rviz_receives(tmp_path) -> None:
         assert len(paths[-1].poses) == horizon + 1
         drawn = arrays[-1].markers
         assert drawn[0].action == Marker.DELETEALL
-        assert {m.ns for m in drawn[1:]} == {'candidates', 'members', 'spread'}
+        assert {m.ns for m in drawn[1:]} == {'candidates', 'members', 'spread', 'constraints'}
+        assert len([m for m in drawn if m.ns == 'constraints']) == 1      # the boundary
         assert len([m for m in drawn if m.ns == 'members']) == 2          # the elites
         assert all(len(m.points) == horizon + 1 for m in drawn if m.ns == 'candidates')
         assert all(m.header.frame_id == 'base_link' for m in drawn)
