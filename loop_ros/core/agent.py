@@ -327,13 +327,18 @@ class LoopPolicy:
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, explore: bool = True, env_steps: int | None = None,
-            use_planner: bool = True) -> tuple[np.ndarray, ActInfo]:
-        """Action in [-1, 1]^A for ``obs``: random while ``env_steps < start_steps``."""
+            use_planner: bool = True, deadline: float | None = None
+            ) -> tuple[np.ndarray, ActInfo]:
+        """Action in [-1, 1]^A for ``obs``: random while ``env_steps < start_steps``.
+
+        ``deadline``: a :func:`time.perf_counter` time that bounds the planner's iterations
+        (anytime ARC, :meth:`ArcPlanner.plan`); None runs them all.
+        """
         if explore and env_steps is not None and env_steps < self.start_steps:
             return self.random_action(), ActInfo(random=True)
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
         if self.planner is not None and use_planner:
-            action, info = self.planner.plan(obs_t, explore=explore)
+            action, info = self.planner.plan(obs_t, explore=explore, deadline=deadline)
             return action.cpu().numpy(), ActInfo(random=False, plan=info)
         if self.sac is None:
             raise RuntimeError('this policy has neither a planner nor an actor')

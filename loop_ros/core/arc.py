@@ -7,6 +7,7 @@ One control step, as the algorithm box reads (``ArcPlanner.plan``):
 3. for each iteration: sample N truncated-normal sequences around the mean (bound-aware
    variance), append the actor rollouts, imagine every candidate through the scored ensemble
    members x particles, score it, and refit mean and variance to the weighted candidates;
+   with a deadline (anytime planning), stop after the iteration when another would not fit;
 4. act: eval mode executes the weighted mean's first action; train mode a candidate sampled by
    its weight (the reference's only exploration, spec sec. 3 step 4).
 
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+import time
 from typing import Callable, Protocol
 
 import torch
@@ -85,6 +87,7 @@ class PlanInfo:
     """Diagnostics of one plan (published as ``loop_ros/PlanStats`` by the planner node)."""
 
     iterations: int
+    """Iterations run: ``num_iterations``, or fewer when a deadline stopped the plan early."""
     elite_return: float
     mean_return: float
     action_std: float
@@ -214,11 +217,22 @@ class ArcPlanner:
         self._prev_plan.zero_()
 
     @torch.no_grad()
-    def plan(self, obs: torch.Tensor, explore: bool = False) -> tuple[torch.Tensor, PlanInfo]:
+    def plan(self, obs: torch.Tensor, explore: bool = False, deadline: float | None = None
+             ) -> tuple[torch.Tensor, PlanInfo]:
         """Plan from ``obs`` and return the action to execute now, (A,), on ``device``.
 
         ``explore`` (train mode) samples a candidate when ``explore='sample'``; a safe plan is
         checked against the constraint before it is executed (:meth:`_safe_plan`).
+
+        ``deadline`` (anytime planning): an absolute :func:`time.perf_counter` time by which
+        the iterations should be done. After each iteration the plan stops, keeping the refit
+        so far, when the time left is less than one iteration (the mean duration of this
+        plan's iterations so far); at least one iteration always runs, and what follows the
+        last one (the safe check, the host copy of :class:`PlanInfo`) runs after it.
+        ``PlanInfo.iterations`` says how many ran. On CUDA each check first waits for the
+        device (``torch.cuda.synchronize``), so the clock measures finished work; that costs
+        the host/device overlap across the iteration boundary, once per iteration and only
+        with a deadline. None (default): all ``num_iterations``, no clock read, no sync.
         """
         cfg = self.cfg
         obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device).reshape(self.obs_dim)
@@ -227,6 +241,8 @@ class ArcPlanner:
         gaussian_iterations = cfg.num_iterations - (1 if cfg.prior == 'policy' else 0)
         actor_plans = (self._actor_rollouts(obs, self.num_actor_trajs) if gaussian_iterations
                        else None)
+        loop_start = time.perf_counter() if deadline is not None else 0.0
+        iterations = 0
         for iteration in range(cfg.num_iterations):
             if iteration == 0 and cfg.prior == 'policy':
                 candidates = self._policy_prior(obs)
@@ -237,6 +253,10 @@ class ArcPlanner:
             weights = self._weights(scores, worst_costs)
             mean, new_var = self._refit(candidates, weights)
             var = cfg.var_momentum * var + (1.0 - cfg.var_momentum) * new_var
+            iterations = iteration + 1
+            if (deadline is not None and iterations < cfg.num_iterations
+                    and self._out_of_time(deadline, loop_start, iterations)):
+                break
         sample = explore and cfg.explore == 'sample'
         plan_worst_cost: torch.Tensor | None = None
         if worst_costs is not None:
@@ -251,10 +271,23 @@ class ArcPlanner:
             executed = self._executed_codes[EXECUTED.index('mean')]
         self._prev_plan = plan.clamp(ACTION_LOW, ACTION_HIGH)   # a copy
         self._last = (candidates, scores)   # references only, for visualise()
-        info = self._info(scores, weights, var, worst_costs, plan[0], plan_worst_cost, executed)
+        info = self._info(scores, weights, var, worst_costs, plan[0], plan_worst_cost, executed,
+                          iterations)
         if info.num_finite == 0:   # no finite candidate, or a non-finite plan
             return self._fallback(obs, info)
         return plan[0].clamp(ACTION_LOW, ACTION_HIGH), info
+
+    def _out_of_time(self, deadline: float, loop_start: float, iterations: int) -> bool:
+        """Whether another iteration would end after ``deadline`` (perf_counter seconds).
+
+        One iteration is estimated as the mean of the ``iterations`` done since ``loop_start``.
+        On CUDA the device is synchronised first: the clock then counts finished work, not
+        kernels merely queued.
+        """
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        return deadline - now < (now - loop_start) / iterations
 
     def _fallback(self, obs: torch.Tensor, info: PlanInfo) -> tuple[torch.Tensor, PlanInfo]:
         """No finite candidate (or a non-finite plan): the actor's action if it is finite,
@@ -523,7 +556,8 @@ class ArcPlanner:
 
     def _info(self, scores: torch.Tensor, weights: torch.Tensor, var: torch.Tensor,
               worst_costs: torch.Tensor | None, action: torch.Tensor,
-              plan_worst_cost: torch.Tensor | None, executed: torch.Tensor) -> PlanInfo:
+              plan_worst_cost: torch.Tensor | None, executed: torch.Tensor,
+              iterations: int) -> PlanInfo:
         """One host transfer of the few scalars the node publishes (and the fallback needs)."""
         finite = torch.isfinite(scores)
         zero = scores.new_zeros(())
@@ -537,7 +571,7 @@ class ArcPlanner:
             torch.isfinite(action).all().float(),
             executed.float(),
         ]).tolist()
-        return PlanInfo(iterations=self.cfg.num_iterations, elite_return=values[0],
+        return PlanInfo(iterations=iterations, elite_return=values[0],
                         mean_return=values[1], action_std=values[2],
                         predicted_worst_cost=values[4], num_feasible=int(values[5]),
                         num_finite=int(values[3]) if values[6] else 0,

@@ -150,8 +150,13 @@ class PlannerNodeConfig(_Validated):
     safe_action_value: tuple[float, ...] = param(
         (), "with safe_action 'value': one value per action dimension, in the env's physical "
         'units (normalised units for a task without a gym env)')
-    deadline_fraction: float = param(0.8, 'plan deadline as a fraction of the control period; '
+    deadline_fraction: float = param(0.8, 'plan deadline as a fraction of the control period: '
+                                     'ARC runs the iterations that fit (anytime planning); '
                                      "on overrun the actor's action is sent", (0.01, 1.0))
+    deadline_margin_s: float = param(0.005, 'time kept free before the plan deadline: ARC '
+                                     'starts no iteration that would end later than the '
+                                     'deadline minus this (room for the end of the plan and '
+                                     'the hand-off to the tick)', (0.0, 1.0))
     mode: str = param('learn', "'learn': act on the learner's weights as they arrive "
                       "(policy_update files, else policy_weights messages) and explore while "
                       "it says so; 'deploy': act on the checkpoint only, with the plan's mean, "

@@ -11,10 +11,13 @@
   ``ConstraintCost`` (the RC car); applied at the next tick, no retraining.
 * **deactivate**: publishes the safe (zero) action, stops the timer, forgets the warm start.
 
-Deadline: the plan runs in a worker thread; if it is not done ``deadline_fraction`` of a period
-after the tick started, the tick publishes the actor's action instead and counts a missed
-deadline (a plan still running also makes the next tick fall back to the actor). Stale
-(``observation_timeout_s``) or missing observations give the safe action.
+Deadline: the plan runs in a worker thread and must be done ``deadline_fraction`` of a period
+after the tick started. ARC gets that time minus ``deadline_margin_s`` as its deadline and runs
+only the iterations that fit (anytime planning; ``PlanStats.iterations`` says how many ran). If
+the plan is still not done at the deadline (one iteration alone overran), the tick publishes the
+actor's action instead and counts a missed deadline (a plan still running also makes the next
+tick fall back to the actor). Stale (``observation_timeout_s``) or missing observations give the
+safe action.
 
 Weights (``mode: learn``): the learner announces checkpoints on ``policy_update`` (latched).
 When the announced file is readable here (a shared folder: the fast local path) it is loaded;
@@ -530,7 +533,8 @@ class PlannerNode(LifecycleNode):
 
     def _plan_with_deadline(self, obs: np.ndarray, tick_start: float
                             ) -> tuple[np.ndarray, Any, bool]:
-        """ARC in the worker thread; the actor's action if it misses the deadline."""
+        """ARC in the worker thread, its iterations bounded by the deadline less the margin;
+        the actor's action if it still misses the deadline."""
         policy = self.policy
         assert policy is not None and self._executor is not None and self.cfg is not None
         if self._explore:
@@ -538,11 +542,14 @@ class PlannerNode(LifecycleNode):
         if self._plan_future is not None and not self._plan_future.done():
             self.deadline_misses += 1
             return policy.actor_action(obs), None, True
+        deadline = tick_start + self.cfg.deadline_fraction * self.period_s
         # learn: ARC samples the executed action (exploration); deploy: the plan's mean
-        self._plan_future = self._executor.submit(policy.act, obs, self.cfg.mode == 'learn')
-        budget = self.cfg.deadline_fraction * self.period_s - (time.perf_counter() - tick_start)
+        self._plan_future = self._executor.submit(
+            policy.act, obs, self.cfg.mode == 'learn',
+            deadline=deadline - self.cfg.deadline_margin_s)
         try:
-            action, info = self._plan_future.result(timeout=max(budget, 0.0))
+            action, info = self._plan_future.result(
+                timeout=max(deadline - time.perf_counter(), 0.0))
             return action, info.plan, False
         except FutureTimeout:
             self.deadline_misses += 1

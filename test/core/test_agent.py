@@ -150,10 +150,10 @@ def test_every_algorithm_preset_trains_end_to_end(algo, tmp_path, monkeypatch):
         calls['fit'] += 1
         return real_fit(self, *args, **kwargs)
 
-    def plan(self, obs, explore=False):
+    def plan(self, obs, explore=False, deadline=None):
         calls['plan_explore' if explore else 'plan_eval'] += 1
         planners.add(self)
-        return real_plan(self, obs, explore=explore)
+        return real_plan(self, obs, explore=explore, deadline=deadline)
 
     monkeypatch.setattr(agent_module.SacAgent, 'update', update)
     monkeypatch.setattr(ProbabilisticEnsemble, 'fit', fit)

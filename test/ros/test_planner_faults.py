@@ -101,9 +101,9 @@ def test_arc_path_and_deadline_fallback(rig):
     # a plan that never finishes in time: the actor's action goes out, counted as a miss
     real_act = planner.policy.act
 
-    def slow_act(obs, explore=True):
+    def slow_act(obs, explore=True, deadline=None):
         time.sleep(0.2)
-        return real_act(obs, explore)
+        return real_act(obs, explore, deadline=deadline)
 
     planner.policy.act = slow_act
     misses = planner.deadline_misses
@@ -112,6 +112,35 @@ def test_arc_path_and_deadline_fallback(rig):
     actor = planner.policy.actor_action(np.array([0.5, -0.2, 0.0, 0.1], np.float32))
     assert any(np.allclose(a.data, actor, atol=1e-6) for a in actions[n:])
     assert any(s.deadline_missed for s in stats)
+
+
+def test_a_plan_too_long_for_the_period_stops_at_the_deadline(rig):
+    """Anytime ARC: 30 iterations of a slow model (3 ms a step, H = 3: ~10 ms an iteration) do
+    not fit in the 50 ms period; the planner runs those that fit and says how many. Without the
+    deadline in ARC every tick would miss it (300 ms plans); with it, none should (a stall of
+    the loaded 2-core CI machine can make a few in a row miss, hence the slack)."""
+    planner, spin, actions, stats = rig
+    assert spin(lambda: len(stats) >= 2)
+    model = planner.policy.ensemble
+    real = model.predict
+
+    def slow_predict(*args, **kwargs):
+        time.sleep(0.003)
+        return real(*args, **kwargs)
+
+    model.predict = slow_predict
+    assert all(r.successful for r in planner.set_parameters([
+        Parameter('arc.num_iterations', value=30), Parameter('deadline_margin_s', value=0.015)]))
+    assert spin(lambda: planner.policy.planner.cfg.num_iterations == 30)   # at a tick start
+    misses, n = planner.deadline_misses, len(stats)
+    assert spin(lambda: len(stats) >= n + 12)
+    ticks = stats[n:]
+    planned = [s for s in ticks if not s.deadline_missed]
+    assert len(planned) >= len(ticks) // 2, [(s.iterations, s.compute_time_ms) for s in ticks]
+    assert planner.deadline_misses >= misses + len(ticks) - len(planned)
+    assert all(1 <= s.iterations < 30 for s in planned)
+    assert any(s.iterations > 1 for s in planned)   # it used the time it had
+    assert all(np.isfinite(a.data).all() and not _is_safe(a) for a in actions[n:])
 
 
 def test_an_exception_in_a_tick_sends_the_safe_action_and_the_node_lives(rig):
