@@ -90,14 +90,17 @@ def main() -> int:
         ratio = float(np.mean([rows[i]['ratio'] for rows in results.values()]))
         label = ', '.join(f'{k.split(".")[1]}={v}' for k, v in setting.items())
         lines.append(f'| {label} | ' + ' | '.join(cells) + f' | {ratio:.3f} |')
-    table = '\n'.join(lines)
+    write_report(out, '\n'.join(lines), {'args': vars(args), 'results': results}, start)
+    return 0
+
+
+def write_report(out: Path, table: str, record: dict, start: float) -> None:
+    """``tune.md`` (the table) and ``tune.json`` (``record``) into ``out``; print the table."""
     out.mkdir(parents=True, exist_ok=True)
     (out / 'tune.md').write_text(table + '\n')
-    (out / 'tune.json').write_text(json.dumps({'args': vars(args), 'results': results},
-                                              indent=2))
+    (out / 'tune.json').write_text(json.dumps(record, indent=2))
     print(table)
     print(f'total {time.perf_counter() - start:.0f} s')
-    return 0
 
 
 if __name__ == '__main__':
