@@ -114,33 +114,32 @@ def test_arc_path_and_deadline_fallback(rig):
     assert any(s.deadline_missed for s in stats)
 
 
-def test_a_plan_too_long_for_the_period_stops_at_the_deadline(rig):
-    """Anytime ARC: 30 iterations of a slow model (3 ms a step, H = 3: ~10 ms an iteration) do
-    not fit in the 50 ms period; the planner runs those that fit and says how many. Without the
-    deadline in ARC every tick would miss it (300 ms plans); with it, none should (a stall of
-    the loaded 2-core CI machine can make a few in a row miss, hence the slack)."""
+def test_the_planner_bounds_arc_by_its_tick_deadline(rig):
+    """Anytime ARC in the node: every plan gets a deadline no later than the tick's own
+    (``deadline_fraction`` of the period after the tick started) less ``deadline_margin_s``,
+    and PlanStats reports the iterations ARC ran. The stop rule itself is tested without ROS
+    (test/core/test_arc_anytime.py); wall-clock outcomes on a loaded machine are not asserted
+    here, only bounds that hold however late a tick starts."""
     planner, spin, actions, stats = rig
     assert spin(lambda: len(stats) >= 2)
-    model = planner.policy.ensemble
-    real = model.predict
-
-    def slow_predict(*args, **kwargs):
-        time.sleep(0.003)
-        return real(*args, **kwargs)
-
-    model.predict = slow_predict
     assert all(r.successful for r in planner.set_parameters([
-        Parameter('arc.num_iterations', value=30), Parameter('deadline_margin_s', value=0.015)]))
-    assert spin(lambda: planner.policy.planner.cfg.num_iterations == 30)   # at a tick start
-    misses, n = planner.deadline_misses, len(stats)
-    assert spin(lambda: len(stats) >= n + 12)
-    ticks = stats[n:]
-    planned = [s for s in ticks if not s.deadline_missed]
-    assert len(planned) >= len(ticks) // 2, [(s.iterations, s.compute_time_ms) for s in ticks]
-    assert planner.deadline_misses >= misses + len(ticks) - len(planned)
-    assert all(1 <= s.iterations < 30 for s in planned)
-    assert any(s.iterations > 1 for s in planned)   # it used the time it had
-    assert all(np.isfinite(a.data).all() and not _is_safe(a) for a in actions[n:])
+        Parameter('arc.num_iterations', value=3), Parameter('deadline_margin_s', value=0.015)]))
+    assert spin(lambda: planner.policy.planner.cfg.num_iterations == 3)   # at a tick start
+    real_act = planner.policy.act
+    calls: list[tuple[float, float | None]] = []
+
+    def recording_act(obs, explore=True, deadline=None):
+        calls.append((time.perf_counter(), deadline))
+        return real_act(obs, explore, deadline=deadline)
+
+    planner.policy.act = recording_act
+    n = len(stats)
+    assert spin(lambda: len(calls) >= 5 and len(stats) >= n + 5)
+    budget = planner.cfg.deadline_fraction * planner.period_s - 0.015
+    assert all(deadline is not None and deadline - called <= budget + 1e-6
+               for called, deadline in calls), calls
+    planned = [s for s in stats[n:] if not s.deadline_missed]
+    assert planned and all(1 <= s.iterations <= 3 for s in planned)
 
 
 def test_an_exception_in_a_tick_sends_the_safe_action_and_the_node_lives(rig):
