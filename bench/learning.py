@@ -29,6 +29,23 @@ def final_returns(out: Path) -> tuple[float, float]:
     return float(last['eval_planner_return']), float(last['eval_actor_return'])
 
 
+def train_run(env_id: str, algo: str, seed: int, steps: int, out: Path, threads: int,
+              extra: list[str]) -> float:
+    """``loop-ros train`` in a subprocess (runs share no threads or state); returns its wall
+    time in seconds. A failed run raises with the tail of its output."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl'))
+    cmd = [sys.executable, '-m', 'loop_ros.cli', 'train', '--env', env_id, '--algo', algo,
+           '--steps', str(steps), '--seed', str(seed), '--out', str(out),
+           '--threads', str(threads), '--no-progress', *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stdout[-2000:]}'
+                           f'{proc.stderr[-2000:]}')
+    return wall
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--env', default='InvertedPendulum-v5')
@@ -43,21 +60,12 @@ def main() -> int:
     parser.add_argument('--extra', nargs=argparse.REMAINDER, default=[],
                         help='further loop-ros train options, e.g. --extra --arc.horizon 5')
     args = parser.parse_args()
-    env = dict(os.environ, PYTHONPATH=str(REPO), MUJOCO_GL=os.environ.get('MUJOCO_GL', 'egl'))
     runs = [(seed, algo) for seed in args.seeds for algo in args.algos]
     results: dict[str, list[tuple[int, float, float]]] = {a: [] for a in args.algos}
 
     def run(seed: int, algo: str) -> tuple[int, str, float, float, float]:
         out = Path(args.out) / f"{args.env.replace('/', '_')}-{algo}-{seed}"
-        cmd = [sys.executable, '-m', 'loop_ros.cli', 'train', '--env', args.env, '--algo', algo,
-               '--steps', str(args.steps), '--seed', str(seed), '--out', str(out),
-               '--threads', str(args.threads), '--no-progress', *args.extra]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            raise RuntimeError(f'{" ".join(cmd)} failed:\n{proc.stdout[-2000:]}'
-                               f'{proc.stderr[-2000:]}')
+        wall = train_run(args.env, algo, seed, args.steps, out, args.threads, args.extra)
         planner, actor = final_returns(out)
         return seed, algo, (actor if algo == 'sac' else planner), actor, wall
 
