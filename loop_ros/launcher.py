@@ -48,6 +48,11 @@ SIGTERM_TIMEOUT_S = 5.0
 _POLL_S = 0.05
 
 
+LAUNCHER_PID_ENV = 'LOOP_ROS_LAUNCHER_PID'
+"""Set in each node's environment to the launcher's pid: a node whose launcher is gone stops
+(``loop_ros.ros.runner.watch_launcher``)."""
+
+
 class LauncherError(RuntimeError):
     """The graph cannot be started (bad arguments, missing files)."""
 
@@ -188,7 +193,8 @@ class Launcher:
         proc.popen.stdout.close()
 
     def _start(self, proc: _Proc) -> None:
-        proc.popen = subprocess.Popen(proc.cmd, env={**self._env, **proc.spec.env},
+        env = {**self._env, **proc.spec.env, LAUNCHER_PID_ENV: str(os.getpid())}
+        proc.popen = subprocess.Popen(proc.cmd, env=env,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, process_group=0)
         proc.returncode = None

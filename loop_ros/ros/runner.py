@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from types import FrameType
 from typing import Callable
 
@@ -15,11 +16,16 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 
+from loop_ros.launcher import LAUNCHER_PID_ENV
+
 
 SPIN_TIMEOUT_S = 0.2
 """Longest wait inside the executor: a stop request is seen within this time."""
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+PARENT_POLL_S = 0.5
+PARENT_GRACE_S = 10.0
 
 
 class StopRequest:
@@ -70,6 +76,38 @@ class StopRequest:
             self._previous.clear()
             if StopRequest._active is self:
                 StopRequest._active = None
+
+
+def watch_launcher(poll_s: float = PARENT_POLL_S, grace_s: float = PARENT_GRACE_S
+                   ) -> threading.Thread | None:
+    """Stop this node when the launcher that started it is gone.
+
+    A launcher killed outright (SIGKILL, or a script around it ended by ``timeout``) cannot stop
+    its nodes: they run in their own process groups, so they would go on driving the robot or
+    publishing ``/clock`` to the next graph on the machine. With :data:`LAUNCHER_PID_ENV` set
+    and that process our parent, a daemon thread checks ``getppid()`` every ``poll_s``; once
+    the parent has changed it sends this process SIGTERM (the clean stop of
+    :class:`StopRequest`), and a second one ``grace_s`` later (a KeyboardInterrupt). Returns
+    the thread, or None when there is nothing to watch (no variable, or started by another
+    process, e.g. ``ros2 launch``, which stops its own children).
+    """
+    text = os.environ.get(LAUNCHER_PID_ENV, '')
+    if not text.isdigit() or os.getppid() != int(text):
+        return None
+    launcher = int(text)
+
+    def watch() -> None:
+        while os.getppid() == launcher:
+            time.sleep(poll_s)
+        rclpy.logging.get_logger('loop_ros').error(
+            f'the launcher (pid {launcher}) is gone: stopping this node')
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name='watch_launcher', daemon=True)
+    thread.start()
+    return thread
 
 
 def spin_until(node: Node, done: Future | None = None, threads: int = 2) -> None:
@@ -133,6 +171,7 @@ def run_node(build: Callable[[], Node], name: str,
                 return 1
             share_compute(node)
             with StopRequest():
+                watch_launcher()
                 try:
                     spin(node)
                 finally:

@@ -308,3 +308,47 @@ def test_checkpoint_argument_reaches_only_the_planners() -> None:
         assert (spec.parameters.get('checkpoint') == '/x/final.pt') == fqn.endswith('planner')
     assert all('checkpoint' not in s.parameters
                for s in graph.node_specs('rccar', {}, SHARE))
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        status = Path(f'/proc/{pid}/status').read_text()
+    except OSError:
+        return False
+    return not re.search(r'^State:\s+Z', status, re.M)
+
+
+def test_nodes_stop_when_the_launcher_is_killed() -> None:
+    """SIGKILL to the launcher (or a script around it ended by ``timeout``): its nodes, in their
+    own process groups, notice the launcher is gone and stop instead of running on (a stray
+    sim bridge publishes /clock to the next graph on the machine)."""
+    pytest.importorskip('rclpy')
+    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')}
+    proc = subprocess.Popen([sys.executable, '-m', 'loop_ros.launcher', 'mujoco',
+                             'nodes:=sim_bridge', f'namespace:=/kill{os.getpid()}',
+                             'real_time_factor:=10'], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            process_group=0)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, '')),
+                              daemon=True)
+    reader.start()
+    child = None
+    try:
+        deadline = time.monotonic() + 60.0
+        while 'episode 0:' not in ''.join(lines):
+            assert proc.poll() is None and time.monotonic() < deadline, ''.join(lines)
+            time.sleep(0.05)
+        child = int(re.search(r'\[launcher\] started \S+ \(pid (\d+)\)', ''.join(lines)).group(1))
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 20.0
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), 'the sim bridge outlived its launcher by 20 s'
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if child is not None and _alive(child):
+            os.killpg(child, signal.SIGKILL)
