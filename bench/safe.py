@@ -1,7 +1,8 @@
 """Safe LOOP on the RC car (paper Fig. 6, issue #13): LOOP, safe LOOP, PETS-restricted, safePETS.
 
-Every run is ``loop-ros train`` in a subprocess on ``loop_ros/RCCarCircle-v0`` (cost: 1 per step
-outside the 1.2 m boundary). All four use the same planner and model sizes, read from the planner
+Every run is ``loop-ros train`` in a subprocess, by default on ``loop_ros/RCCarCircle-v0`` (cost:
+1 per step outside the 1.2 m boundary; ``--env loop_ros/PointGoal1-v0`` and ``CarGoal1-v0``: 1 per
+step inside a hazard). All four use the same planner and model sizes, read from the planner
 section of ``config/rccar_safe.yaml`` (the RC-car graph's safe settings: H = 8, N = 64, ...); the
 ``--algo`` preset then switches the critic, the optimiser and the constraint (d0 = 0.2 for the
 two safe ones, none for the others). Measured per run: the cumulative constraint violations
@@ -102,7 +103,7 @@ def fmt(values: list[float]) -> str:
 def write_table(table: dict[str, dict], path: Path, header: str) -> str:
     lines = [header, '',
              '| algo | violations in training | after the random steps | final eval return '
-             '| final eval cost (steps outside / episode) | last 10 training episodes |',
+             '| final eval cost per episode | last 10 training episodes |',
              '|---|---|---|---|---|---|']
     for algo, row in table.items():
         lines.append(f"| {algo} | {fmt(row['violations'])} | "
@@ -119,7 +120,7 @@ def write_table(table: dict[str, dict], path: Path, header: str) -> str:
     return text
 
 
-def plot(runs: dict[str, dict[int, dict]], steps: int, path: Path) -> None:
+def plot(runs: dict[str, dict[int, dict]], steps: int, env_id: str, path: Path) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -134,21 +135,22 @@ def plot(runs: dict[str, dict[int, dict]], steps: int, path: Path) -> None:
         ax_r.plot(eval_steps, rets.mean(0), marker='o', label=algo, color=line.get_color())
         ax_r.fill_between(eval_steps, rets.min(0), rets.max(0), alpha=0.2,
                           color=line.get_color())
-    ax_v.set(xlabel='env steps', ylabel='cumulative violations (steps outside 1.2 m)',
+    ax_v.set(xlabel='env steps', ylabel="cumulative cost (sum of info['cost'])",
              title='constraint violations during training')
     ax_r.set(xlabel='env steps', ylabel='eval return (planner, eval mode)',
              title='evaluation return')
     for ax in (ax_v, ax_r):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f'RC car circle, mean and range over seeds {sorted(next(iter(runs.values())))}')
+    fig.suptitle(f'{env_id}: mean and range over seeds {sorted(next(iter(runs.values())))}')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--env', default='loop_ros/RCCarCircle-v0')
+    parser.add_argument('--env', default='loop_ros/RCCarCircle-v0',
+                        help='a gymnasium id whose task has a cost')
     parser.add_argument('--steps', type=int, default=5000)
     parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3])
     parser.add_argument('--algos', nargs='+', default=list(ALGOS), choices=ALGOS)
@@ -188,7 +190,7 @@ def main() -> int:
     print(write_table(table, out_root / 'table.md', header))
     (out_root / 'table.json').write_text(json.dumps(
         {'args': vars(args), 'options': options, 'table': table, 'runs': runs}, indent=1))
-    plot(runs, args.steps, out_root / 'curves.png')
+    plot(runs, args.steps, args.env, out_root / 'curves.png')
     return 0
 
 
