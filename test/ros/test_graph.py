@@ -244,9 +244,9 @@ def test_launcher_runs_two_bridges() -> None:
 
 
 
-def _run_launcher(args: list[str], stop: signal.Signals | None = None,
-                  wait_for: str = 'episode 0:') -> tuple[int, str]:
-    """Run the launcher; optionally send ``stop`` once ``wait_for`` shows up in its output."""
+def _start_launcher(args: list[str]) -> tuple[subprocess.Popen, list[str], threading.Thread]:
+    """``loop_ros.launcher mujoco nodes:=sim_bridge *args`` in its own process group; its output
+    lines are collected by the returned reader thread."""
     env = {**os.environ, 'PYTHONPATH': str(ROOT), 'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')}
     proc = subprocess.Popen([sys.executable, '-m', 'loop_ros.launcher', 'mujoco',
                              'nodes:=sim_bridge', *args], cwd=ROOT, env=env,
@@ -256,6 +256,13 @@ def _run_launcher(args: list[str], stop: signal.Signals | None = None,
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, '')),
                               daemon=True)
     reader.start()
+    return proc, lines, reader
+
+
+def _run_launcher(args: list[str], stop: signal.Signals | None = None,
+                  wait_for: str = 'episode 0:') -> tuple[int, str]:
+    """Run the launcher; optionally send ``stop`` once ``wait_for`` shows up in its output."""
+    proc, lines, reader = _start_launcher(args)
     try:
         if stop is not None:
             deadline = time.monotonic() + 60.0
@@ -324,16 +331,7 @@ def test_nodes_stop_when_the_launcher_is_killed() -> None:
     own process groups, notice the launcher is gone and stop instead of running on (a stray
     sim bridge publishes /clock to the next graph on the machine)."""
     pytest.importorskip('rclpy')
-    env = {**os.environ, 'PYTHONPATH': str(ROOT), 'MUJOCO_GL': os.environ.get('MUJOCO_GL', 'egl')}
-    proc = subprocess.Popen([sys.executable, '-m', 'loop_ros.launcher', 'mujoco',
-                             'nodes:=sim_bridge', f'namespace:=/kill{os.getpid()}',
-                             'real_time_factor:=10'], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            process_group=0)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, '')),
-                              daemon=True)
-    reader.start()
+    proc, lines, _ = _start_launcher([f'namespace:=/kill{os.getpid()}', 'real_time_factor:=10'])
     child = None
     try:
         deadline = time.monotonic() + 60.0
