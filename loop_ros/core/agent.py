@@ -1,7 +1,9 @@
 """LOOP agents: the learning side and the acting side, shared by the CLI and the ROS nodes.
 
 * :class:`LoopLearner` owns the replay buffer, SAC and the ensemble and runs the training
-  schedule of the reference (spec sec. 7): retrain the model every ``model_train_every`` steps,
+  schedule of the reference (spec sec. 7): retrain the model every ``model_train_every`` steps
+  (and at ``start_steps``, when planning starts, if no retrain has happened yet: the reference
+  planned on an untrained model in between),
   and SAC bursts of ``sac_update_every * updates_per_step`` gradient steps once
   ``start_steps`` transitions are in. Work is handed out in bounded slices (``train(budget)``) so
   a ROS node stays responsive.
@@ -192,8 +194,10 @@ class LoopLearner:
         self.buffer.add(obs, action, reward, cost, next_obs, terminated, truncated, stream=stream)
         self.env_steps += 1
         train = self.cfg.train
-        if self.ensemble is not None and self.env_steps % train.model_train_every == 0:
-            self.model_due = True
+        if self.ensemble is not None and (
+                self.env_steps % train.model_train_every == 0
+                or (self.env_steps == self.start_steps and self.model_version == 0)):
+            self.model_due = True   # also when planning starts before the first retrain
         if (self.sac is not None and self.env_steps >= self.start_steps
                 and self.env_steps % train.sac_update_every == 0):
             self.pending_sac_updates += int(round(train.sac_update_every * train.updates_per_step))
