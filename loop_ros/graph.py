@@ -38,6 +38,7 @@ import os
 import re
 from typing import Any, Callable, Mapping
 
+from loop_ros.core.config import TrainConfig
 from loop_ros.core.node_config import DEFAULT_ROBOT_TASK
 from loop_ros.core.node_config import PLANNER_MODES
 
@@ -302,6 +303,11 @@ def _common_arguments(env_default: str, env_choices: tuple[str, ...], env_help: 
     )
 
 
+ALGORITHM_CHOICES: tuple[str, ...] = ('',) + tuple(
+    next(f for f in dataclasses.fields(TrainConfig) if f.name == 'algo').metadata['range'])
+"""Values of the ``algo`` launch argument: '' (keep the params file's) or a ``train.algo``."""
+
+
 def _planner_learner_arguments(node_names: tuple[str, ...]) -> tuple[LaunchArgument, ...]:
     """The arguments of every graph with planner(s) and a learner (sim and robot alike)."""
     return (
@@ -316,6 +322,10 @@ def _planner_learner_arguments(node_names: tuple[str, ...]) -> tuple[LaunchArgum
                        "trains) or 'deploy' (act on checkpoint, or the newest in checkpoint_dir,"
                        ' with the plan mean, never explore; no learner is started)',
                        choices=PLANNER_MODES),
+        LaunchArgument('algo', '', "train.algo of the planner(s) and the learner ('' = the "
+                       "params file's); safe-loop and safe-pets plan under the task's cost "
+                       'constraint (d0 = arc.cost_limit, 0.2 when unset; docs/algorithm.md)',
+                       choices=ALGORITHM_CHOICES),
         LaunchArgument('log_level', 'info', 'log level of all nodes', choices=LOG_LEVELS),
         discovery_argument(),
         respawn_argument(),
@@ -335,9 +345,14 @@ def _wanted_nodes(args: Mapping[str, Any]) -> set[str]:
     return wanted
 
 
+def _algo_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
+    """``algo:=`` as the ``train.algo`` parameter (planner and learner must agree)."""
+    return {'train.algo': args['algo']} if args['algo'] else {}
+
+
 def _planner_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
-    """Launch arguments that become planner parameters (autostart, mode, checkpoint)."""
-    return {'autostart': args['autostart'], 'mode': args['mode'],
+    """Launch arguments that become planner parameters (autostart, mode, checkpoint, algo)."""
+    return {'autostart': args['autostart'], 'mode': args['mode'], **_algo_parameters(args),
             **({'checkpoint': args['checkpoint']} if args['checkpoint'] else {})}
 
 
@@ -358,7 +373,8 @@ def _build_loop_graph(graph: GraphDescription, args: Mapping[str, Any], share_di
         remaps = ((CLOCK_TOPIC, join_namespace(ns, 'robot0', 'clock')),) if robots > 1 else ()
         specs.append(NodeSpec(
             name='learner', executable='learner_node', namespace=ns, params_files=files,
-            parameters={**common, **ckpt, 'train.seed': seed}, remappings=remaps,
+            parameters={**common, **ckpt, **_algo_parameters(args), 'train.seed': seed},
+            remappings=remaps,
             log_level=level))
     for i in range(robots):
         robot_ns = join_namespace(ns, f'robot{i}') if robots > 1 else ns
@@ -440,7 +456,8 @@ def _build_robot_graph(graph: GraphDescription, args: Mapping[str, Any], share_d
     specs: list[NodeSpec] = []
     if 'learner' in wanted:
         specs.append(NodeSpec(name='learner', executable='learner_node', namespace=ns,
-                              params_files=files, parameters={**common, **ckpt},
+                              params_files=files,
+                              parameters={**common, **ckpt, **_algo_parameters(args)},
                               log_level=level))
     if 'robot_adapter' in wanted:
         specs.append(NodeSpec(name='robot_adapter', executable='robot_adapter_node',

@@ -317,6 +317,22 @@ def test_checkpoint_argument_reaches_only_the_planners() -> None:
                for s in graph.node_specs('rccar', {}, SHARE))
 
 
+def test_algo_argument_reaches_planner_and_learner() -> None:
+    """``algo:=safe-loop`` sets train.algo of every planner and the learner (they must agree),
+    in the sim graphs and the robot graph; '' leaves the params file's; a typo is refused."""
+    for name, args in (('rccar', {'robots': '2'}), ('mujoco', {}), ('robot', {})):
+        specs = graph.node_specs(name, {**args, 'algo': 'safe-loop'}, SHARE)
+        planners_and_learner = [s for s in specs if s.name in ('planner', 'learner')]
+        assert len(planners_and_learner) == (3 if name == 'rccar' else 2)
+        assert all(s.parameters['train.algo'] == 'safe-loop' for s in planners_and_learner)
+        assert all('train.algo' not in s.parameters for s in specs
+                   if s.name not in ('planner', 'learner'))
+        assert all('train.algo' not in s.parameters
+                   for s in graph.node_specs(name, args, SHARE))
+    with pytest.raises(graph.GraphError, match="algo:='safe_loop'"):
+        graph.node_specs('rccar', {'algo': 'safe_loop'}, SHARE)
+
+
 def _alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
     try:
