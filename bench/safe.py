@@ -160,10 +160,14 @@ def main() -> int:
     parser.add_argument('--out', default='runs/bench_safe')
     parser.add_argument('--jobs', type=int, default=1)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--extra', nargs=argparse.REMAINDER, default=[],
+                        help='further loop-ros train options for every run, e.g. '
+                        '--extra --ensemble.learn_cost true')
     args = parser.parse_args()
     options = planner_options(Path(args.params_file)) + [
         '--train.eval_every', str(args.eval_every),
-        '--train.eval_episodes', str(args.eval_episodes), '--train.actor_eval_episodes', '0']
+        '--train.eval_episodes', str(args.eval_episodes), '--train.actor_eval_episodes', '0',
+        *args.extra]
     out_root = Path(args.out)
     out_root.mkdir(parents=True, exist_ok=True)
     env_tag = args.env.replace('/', '_')

@@ -132,7 +132,8 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
         learner.load_policy_weights(load_checkpoint(init, kind=CHECKPOINT_KIND))
         log(f'starting from the weights of {init}')
     policy = LoopPolicy(cfg, obs_dim, act_dim, task, device, sac=learner.sac,
-                        ensemble=learner.ensemble, seed=tcfg.seed)
+                        ensemble=learner.ensemble, cost_model=learner.cost_model,
+                        seed=tcfg.seed)
     replayed = 0
     if replay_bags:
         from loop_ros.io.replay import load_replay_bags, seed_learner

@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import torch
 from loop_ros.core.arc import ArcPlanner, PlanInfo
 from loop_ros.core.config import LoopConfig, replace, to_dict
 from loop_ros.core.ensemble import ProbabilisticEnsemble
+from loop_ros.core.learned_cost import LearnedCost
 from loop_ros.core.replay import ReplayBuffer
 from loop_ros.core.sac import SacAgent
 from loop_ros.core.tasks import Task
@@ -127,7 +129,8 @@ def start_steps_of(cfg: LoopConfig, task: Task) -> int:
 
 
 def model_signature(obs_dim: int, act_dim: int, sac: SacAgent | None,
-                    ensemble: ProbabilisticEnsemble | None) -> str:
+                    ensemble: ProbabilisticEnsemble | None,
+                    cost_model: LearnedCost | None = None) -> str:
     """Digest of what weights must fit: sizes and every parameter's name and shape.
 
     ``sha256`` over ``obs_dim``, ``act_dim`` and the sorted ``(name, shape)`` of the actor,
@@ -136,8 +139,11 @@ def model_signature(obs_dim: int, act_dim: int, sac: SacAgent | None,
     against its own model before using them).
     """
     parts = [f'obs={obs_dim}', f'act={act_dim}']
-    for label, module in (('actor', sac.actor if sac else None),
-                          ('critic', sac.critic if sac else None), ('ensemble', ensemble)):
+    modules = [('actor', sac.actor if sac else None),
+               ('critic', sac.critic if sac else None), ('ensemble', ensemble)]
+    if cost_model is not None:   # signatures of models without one stay as they were
+        modules.append(('cost_model', cost_model))
+    for label, module in modules:
         if module is None:
             parts.append(f'{label}=none')
             continue
@@ -146,7 +152,8 @@ def model_signature(obs_dim: int, act_dim: int, sac: SacAgent | None,
 
 
 def load_weights(state: dict[str, Any], obs_dim: int, act_dim: int, sac: SacAgent | None,
-                 ensemble: ProbabilisticEnsemble | None, who: str) -> None:
+                 ensemble: ProbabilisticEnsemble | None, who: str,
+                 cost_model: LearnedCost | None = None) -> None:
     """Actor, critic and ensemble weights of a ``policy_state`` dict into ``sac``/``ensemble``.
 
     Raises ValueError when the checkpoint's obs/act dims differ from this ``who``'s.
@@ -159,6 +166,18 @@ def load_weights(state: dict[str, Any], obs_dim: int, act_dim: int, sac: SacAgen
         sac.critic.load_state_dict(state['critic'])
     if ensemble is not None and state.get('ensemble') is not None:
         ensemble.load_state_dict(state['ensemble'])
+    if cost_model is not None and state.get('cost_model') is not None:
+        cost_model.load_state_dict(state['cost_model'])
+
+
+def make_cost_model(cfg: LoopConfig, obs_dim: int, device: torch.device
+                    ) -> LearnedCost | None:
+    """The learned cost head when ``ensemble.learn_cost`` is on (hidden layers as wide as the
+    ensemble's, two of them)."""
+    if not cfg.ensemble.learn_cost or not uses_planner(cfg):
+        return None
+    width = cfg.ensemble.hidden_size
+    return LearnedCost(obs_dim, (width, width), device)
 
 
 class LoopLearner:
@@ -175,6 +194,7 @@ class LoopLearner:
             else None
         self.ensemble = ProbabilisticEnsemble(obs_dim, act_dim, self.cfg.ensemble, self.device) \
             if uses_planner(self.cfg) else None
+        self.cost_model = make_cost_model(self.cfg, obs_dim, self.device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(self.cfg.train.seed)
         self.env_steps = 0
@@ -186,7 +206,8 @@ class LoopLearner:
     @property
     def model_signature(self) -> str:
         """:func:`model_signature` of this learner's networks."""
-        return model_signature(self.obs_dim, self.act_dim, self.sac, self.ensemble)
+        return model_signature(self.obs_dim, self.act_dim, self.sac, self.ensemble,
+                               self.cost_model)
 
     def add(self, obs: np.ndarray, action: np.ndarray, reward: float, cost: float,
             next_obs: np.ndarray, terminated: bool, truncated: bool, stream: int = 0) -> None:
@@ -226,6 +247,9 @@ class LoopLearner:
         metrics = self.ensemble.fit(data.obs, data.action, data.reward,  # type: ignore[union-attr]
                                     data.next_obs, generator=self.generator,
                                     max_epochs=max_epochs)
+        if self.cost_model is not None:
+            metrics.update(self.cost_model.fit(data.next_obs, data.cost,
+                                               generator=self.generator))
         self.model_due = False
         self.model_version += 1
         self.last_model_metrics = metrics
@@ -240,6 +264,7 @@ class LoopLearner:
             'actor': cpu(self.sac.actor.state_dict()) if self.sac else None,
             'critic': cpu(self.sac.critic.state_dict()) if self.sac else None,
             'ensemble': cpu(self.ensemble.state_dict()) if self.ensemble else None,
+            'cost_model': cpu(self.cost_model.state_dict()) if self.cost_model else None,
             'holdout_mse': float(self.last_model_metrics.get('model/holdout_mse', math.nan)),
         }
 
@@ -250,7 +275,8 @@ class LoopLearner:
         Optimisers, buffer and counters stay fresh: this seeds online learning, it does not
         resume it (``load_state_dict`` does).
         """
-        load_weights(state, self.obs_dim, self.act_dim, self.sac, self.ensemble, 'learner')
+        load_weights(state, self.obs_dim, self.act_dim, self.sac, self.ensemble, 'learner',
+                     self.cost_model)
         if self.sac is not None and state.get('critic') is not None:
             self.sac.critic_target.load_state_dict(state['critic'])
 
@@ -275,6 +301,8 @@ class LoopLearner:
             self.sac.load_optim_state_dict(state['sac_optim'])
         if self.ensemble is not None and state.get('ensemble') is not None:
             self.ensemble.load_state_dict(state['ensemble'])
+        if self.cost_model is not None and state.get('cost_model') is not None:
+            self.cost_model.load_state_dict(state['cost_model'])
         self.buffer.load_state_dict(state['buffer'])
         self.env_steps = int(state['env_steps'])
         self.pending_sac_updates = int(state['pending_sac_updates'])
@@ -294,7 +322,8 @@ class LoopPolicy:
 
     def __init__(self, cfg: LoopConfig, obs_dim: int, act_dim: int, task: Task,
                  device: torch.device | str = 'cpu', sac: SacAgent | None = None,
-                 ensemble: ProbabilisticEnsemble | None = None, seed: int = 0) -> None:
+                 ensemble: ProbabilisticEnsemble | None = None,
+                 cost_model: LearnedCost | None = None, seed: int = 0) -> None:
         self.cfg = apply_algorithm(cfg)
         self.obs_dim, self.act_dim, self.task = obs_dim, act_dim, task
         self.device = torch.device(device)
@@ -305,6 +334,9 @@ class LoopPolicy:
             self.sac = None
         self.ensemble = None
         self.planner: ArcPlanner | None = None
+        self.cost_model = cost_model or make_cost_model(self.cfg, obs_dim, self.device)
+        if self.cost_model is not None:   # the learned cost replaces the task's (if any)
+            task = dataclasses.replace(task, cost=self.cost_model)
         if uses_planner(self.cfg):
             self.ensemble = ensemble or ProbabilisticEnsemble(obs_dim, act_dim, self.cfg.ensemble,
                                                               self.device)
@@ -319,7 +351,8 @@ class LoopPolicy:
     @property
     def model_signature(self) -> str:
         """:func:`model_signature` of this policy's networks."""
-        return model_signature(self.obs_dim, self.act_dim, self.sac, self.ensemble)
+        return model_signature(self.obs_dim, self.act_dim, self.sac, self.ensemble,
+                               self.cost_model)
 
     def reset(self) -> None:
         """Episode start: drop the planner's warm start."""
@@ -377,6 +410,7 @@ class LoopPolicy:
 
     def load_policy_state(self, state: dict[str, Any], version: int | None = None) -> None:
         """Swap in weights from :meth:`LoopLearner.policy_state` (between control ticks)."""
-        load_weights(state, self.obs_dim, self.act_dim, self.sac, self.ensemble, 'policy')
+        load_weights(state, self.obs_dim, self.act_dim, self.sac, self.ensemble, 'policy',
+                     self.cost_model)
         self.start_steps = int(state.get('start_steps', self.start_steps))
         self.version = version if version is not None else self.version + 1

@@ -170,7 +170,8 @@ class ArcPlanner:
         if cfg.prior == 'policy' and self.actor is None:
             raise ValueError("ArcConfig.prior='policy' needs an actor")
         if cfg.cost_limit >= 0.0 and self.task.cost is None:
-            raise ValueError('safe planning (cost_limit >= 0) needs a task with a cost function')
+            raise ValueError('safe planning (cost_limit >= 0) needs a task with a cost function '
+                             '(or a learned one: ensemble.learn_cost)')
 
     def _derive(self, cfg: ArcConfig) -> None:
         """Set ``cfg`` and the values computed from it (counts, score weights)."""

@@ -124,6 +124,10 @@ class EnsembleConfig(_Validated):
                                       '(2.5, 5, 7.5, 7.5, 10)e-5', (0.0, 1e4))
     learn_reward: bool = param(True, 'predict the reward (False: the task reward function)',
                                static=True)
+    learn_cost: bool = param(False, "learn the constraint cost c(s') from the buffer's costs "
+                             '(a classifier on the next observation, loop_ros.core.learned_cost) '
+                             "and plan safe LOOP with it instead of the task's cost function: "
+                             'for tasks without one', static=True)
 
     def validate(self) -> None:
         if self.num_elites > self.num_members:
