@@ -1,10 +1,11 @@
 """The ``main()`` of every loop_ros node: init, build, spin, clean shutdown, exit code."""
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import threading
-import time
 from types import FrameType
 from typing import Callable
 
@@ -24,8 +25,7 @@ SPIN_TIMEOUT_S = 0.2
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-PARENT_POLL_S = 0.5
-PARENT_GRACE_S = 10.0
+PR_SET_PDEATHSIG = 1
 
 
 class StopRequest:
@@ -78,36 +78,28 @@ class StopRequest:
                 StopRequest._active = None
 
 
-def watch_launcher(poll_s: float = PARENT_POLL_S, grace_s: float = PARENT_GRACE_S
-                   ) -> threading.Thread | None:
+def watch_launcher() -> bool:
     """Stop this node when the launcher that started it is gone.
 
     A launcher killed outright (SIGKILL, or a script around it ended by ``timeout``) cannot stop
     its nodes: they run in their own process groups, so they would go on driving the robot or
     publishing ``/clock`` to the next graph on the machine. With :data:`LAUNCHER_PID_ENV` set
-    and that process our parent, a daemon thread checks ``getppid()`` every ``poll_s``; once
-    the parent has changed it sends this process SIGTERM (the clean stop of
-    :class:`StopRequest`), and a second one ``grace_s`` later (a KeyboardInterrupt). Returns
-    the thread, or None when there is nothing to watch (no variable, or started by another
-    process, e.g. ``ros2 launch``, which stops its own children).
+    and that process our parent, the kernel is asked (Linux ``prctl(PR_SET_PDEATHSIG)``) to send
+    this process SIGTERM, the clean stop of :class:`StopRequest`, when its parent exits.
+    There is no watcher thread: an earlier version polled ``getppid()`` from a Python thread,
+    and that thread starved the nodes' executors. Returns whether the request is in place;
+    False without the variable, when started by another process (e.g. ``ros2 launch``, which
+    stops its own children), or off Linux.
     """
     text = os.environ.get(LAUNCHER_PID_ENV, '')
-    if not text.isdigit() or os.getppid() != int(text):
-        return None
-    launcher = int(text)
-
-    def watch() -> None:
-        while os.getppid() == launcher:
-            time.sleep(poll_s)
-        rclpy.logging.get_logger('loop_ros').error(
-            f'the launcher (pid {launcher}) is gone: stopping this node')
+    if not text.isdigit() or os.getppid() != int(text) or not sys.platform.startswith('linux'):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        return False
+    if os.getppid() != int(text):   # the launcher died before the request was in place
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(grace_s)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    thread = threading.Thread(target=watch, name='watch_launcher', daemon=True)
-    thread.start()
-    return thread
+    return True
 
 
 def spin_until(node: Node, done: Future | None = None, threads: int = 2) -> None:
