@@ -86,8 +86,9 @@ def watch_launcher() -> bool:
     publishing ``/clock`` to the next graph on the machine. With :data:`LAUNCHER_PID_ENV` set
     and that process our parent, the kernel is asked (Linux ``prctl(PR_SET_PDEATHSIG)``) to send
     this process SIGTERM, the clean stop of :class:`StopRequest`, when its parent exits.
-    There is no watcher thread: an earlier version polled ``getppid()`` from a Python thread,
-    and that thread starved the nodes' executors. Returns whether the request is in place;
+    There is no watcher thread. An earlier version polled ``getppid()`` from a Python thread,
+    and in one A/B run it seemed to starve the planner's executor. Returns whether the request
+    is in place;
     False without the variable, when started by another process (e.g. ``ros2 launch``, which
     stops its own children), or off Linux.
     """
