@@ -158,18 +158,21 @@ def test_record_train_offline_deploy(tmp_path: Path, monkeypatch) -> None:
         executor.shutdown()
         observer.node.destroy_node()
         rclpy.shutdown()
-    print(f'random {np.mean(random_returns):.1f} (median {np.median(random_returns):.1f}), '
-          f'offline LOOP {np.mean(loop_returns):.1f} (median {np.median(loop_returns):.1f})')
-    assert all(np.isfinite(loop_returns)), loop_returns
     # On 2026-12-02 the graph's planner was sometimes starved: its /clock lagged the bridge's
     # stamps by seconds (with the recorder running, and in some deploy runs), it rejected the
     # observations as "from the future" and the bridge applied the safe action in 30-100% of
-    # the steps. Such episodes say nothing about the policy; too few driven ones is reported.
-    if len(random_returns) < RECORD_EPISODES // 2 or len(loop_returns) < DEPLOY_EPISODES // 2:
+    # the steps. Such episodes say nothing about the policy. A starved recording (the planner
+    # only draws random actions there) is reported; a recording that was driven while the
+    # deployed planner could not keep up is a failure of the planner.
+    if len(random_returns) < RECORD_EPISODES // 2:
         pytest.xfail(f'the planner was starved: it drove {len(random_returns)} of '
-                     f'{RECORD_EPISODES} recorded and {len(loop_returns)} of {DEPLOY_EPISODES} '
-                     'deployed episodes (the rest got the safe action in over 10% of the '
-                     'steps); docs/offline_results.md')
+                     f'{RECORD_EPISODES} recorded episodes (the rest got the safe action in '
+                     'over 10% of the steps); docs/offline_results.md')
+    assert len(loop_returns) >= DEPLOY_EPISODES // 2, \
+        f'offline LOOP drove only {len(loop_returns)} of {DEPLOY_EPISODES} episodes in time'
+    print(f'random {np.mean(random_returns):.1f} (median {np.median(random_returns):.1f}), '
+          f'offline LOOP {np.mean(loop_returns):.1f} (median {np.median(loop_returns):.1f})')
+    assert all(np.isfinite(loop_returns)), loop_returns
     # issue #10: a typical episode (the median) 25% better than random driving's, the mean too
     median_random = np.median(random_returns)
     assert np.median(loop_returns) > median_random + 0.25 * abs(median_random), \
