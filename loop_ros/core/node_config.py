@@ -70,8 +70,11 @@ class SimBridgeConfig(_Validated):
                               'unlimited)', (0, 1_000_000_000))
     wait_for_subscriber_s: float = param(10.0, 'before the first step, wait up to this long '
                                          "(wall seconds) for a subscriber of 'transition' (the "
-                                         'learner), so no transition goes to nobody; 0: start '
-                                         'at once', (0.0, 3600.0), static=True)
+                                         "learner or a recorder) and a publisher of 'action' "
+                                         '(the planner), so no transition goes to nobody and no '
+                                         'step gets the safe action while the planner '
+                                         'configures; 0: start at once', (0.0, 3600.0),
+                                         static=True)
 
 
 @dataclass(frozen=True)

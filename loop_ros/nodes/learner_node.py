@@ -149,8 +149,8 @@ class LearnerNode(Node):
             f'checkpoints in {self.checkpoint_dir}')
         self.extras = LearnerExtras(self)   # /diagnostics and run-time parameters
         # Training runs in its own thread on the wall clock, not in an executor callback: a
-        # model retrain takes seconds, and a long callback makes rclpy's executor spin on the
-        # callbacks it cannot dispatch meanwhile (starving the training of the GIL).
+        # model retrain takes seconds, and would hold one of the executor's two workers (and,
+        # with rclpy's own MultiThreadedExecutor, made it spin: loop_ros/ros/executor.py).
         self._stop = threading.Event()
         self._trainer = threading.Thread(target=self._train_loop, name='train', daemon=True)
         self._trainer.start()

@@ -259,16 +259,21 @@ class SimBridgeNode(Node):
         safe_publish(self, publisher, msg, 'dropped_messages')
 
     def _ready_to_start(self) -> bool:
-        """Hold the first step until a transition subscriber (the learner) is matched."""
-        if self.transition_pub.get_subscription_count() > 0:
+        """Hold the first step until the graph is there: a transition subscriber (the learner or
+        a recorder) and an action publisher (the planner, once configured)."""
+        waiting_for = [what for what, count in (
+            ('a subscriber of transition', self.transition_pub.get_subscription_count()),
+            ('a publisher of action', self.action_sub.get_publisher_count())) if count == 0]
+        if not waiting_for:
             return True
         if time.monotonic() - self._wall_start < self.cfg.wait_for_subscriber_s:
             return False
         if not self._warned_no_subscriber:
             self._warned_no_subscriber = True
             self.get_logger().warning(
-                f'no subscriber of transition after {self.cfg.wait_for_subscriber_s:g} s: '
-                'stepping anyway (transitions go to nobody until a learner joins)')
+                f'no {" and no ".join(w.removeprefix("a ") for w in waiting_for)} after '
+                f'{self.cfg.wait_for_subscriber_s:g} s: stepping anyway (transitions go to '
+                'nobody until a learner joins; the safe action until a planner does)')
         return True
 
     def _on_tick(self) -> None:

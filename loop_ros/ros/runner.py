@@ -11,13 +11,13 @@ from typing import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
 
 from loop_ros.launcher import LAUNCHER_PID_ENV
+from loop_ros.ros.executor import PooledExecutor
 
 
 SPIN_TIMEOUT_S = 0.2
@@ -86,11 +86,9 @@ def watch_launcher() -> bool:
     publishing ``/clock`` to the next graph on the machine. With :data:`LAUNCHER_PID_ENV` set
     and that process our parent, the kernel is asked (Linux ``prctl(PR_SET_PDEATHSIG)``) to send
     this process SIGTERM, the clean stop of :class:`StopRequest`, when its parent exits.
-    There is no watcher thread. An earlier version polled ``getppid()`` from a Python thread,
-    and in one A/B run it seemed to starve the planner's executor. Returns whether the request
-    is in place;
-    False without the variable, when started by another process (e.g. ``ros2 launch``, which
-    stops its own children), or off Linux.
+    There is no watcher thread (an earlier version polled ``getppid()`` from one). Returns
+    whether the request is in place; False without the variable, when started by another
+    process (e.g. ``ros2 launch``, which stops its own children), or off Linux.
     """
     text = os.environ.get(LAUNCHER_PID_ENV, '')
     if not text.isdigit() or os.getppid() != int(text) or not sys.platform.startswith('linux'):
@@ -104,14 +102,14 @@ def watch_launcher() -> bool:
 
 
 def spin_until(node: Node, done: Future | None = None, threads: int = 2) -> None:
-    """Spin (multi-threaded when ``threads`` > 1) until ``done`` completes or a stop request.
+    """Spin (with ``threads`` > 1 in a :class:`PooledExecutor`) until ``done`` completes or a
+    stop request.
 
     Short ``spin_once`` waits return to Python regularly, so a stop request (SIGINT/SIGTERM,
     see :class:`StopRequest`; :func:`run_node`'s when it is active) is honoured within
     :data:`SPIN_TIMEOUT_S` plus the callback that is running.
     """
-    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 \
-        else SingleThreadedExecutor()
+    executor = PooledExecutor(threads) if threads > 1 else SingleThreadedExecutor()
     executor.add_node(node)
     with StopRequest.current() as request:
         try:

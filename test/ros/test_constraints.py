@@ -19,7 +19,6 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.exceptions import ParameterUninitializedException  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
@@ -34,6 +33,7 @@ from loop_ros.msg import Transition  # noqa: E402
 from loop_ros.nodes.planner_node import PlannerNode  # noqa: E402
 from loop_ros.nodes.sim_bridge_node import SimBridgeNode  # noqa: E402
 from loop_ros.ros import qos  # noqa: E402
+from loop_ros.ros.executor import PooledExecutor  # noqa: E402
 from loop_ros.sim.rc_car import observation_scalar  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -91,7 +91,7 @@ def rig(tmp_path, feed_observations):
     peer.create_subscription(PlanStats, 'planner/plan_stats', wire.append, qos.STATS)
     obs_pub = peer.create_publisher(Observation, 'observation', qos.OBSERVATION)
     constraints_pub = peer.create_publisher(Constraints, 'constraints', qos.CONSTRAINTS)
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = PooledExecutor(2)
     executor.add_node(planner)
     executor.add_node(peer)
     assert planner.trigger_configure() == TransitionCallbackReturn.SUCCESS

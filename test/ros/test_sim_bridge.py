@@ -76,7 +76,7 @@ if ENV_ID not in gymnasium.registry:
 class Probe(Node):
     """Records everything the bridge publishes; publishes actions."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, acts: bool = True) -> None:
         super().__init__('probe', context=context)
         self.clocks: list[int] = []
         self.transitions: list[Transition] = []
@@ -93,6 +93,10 @@ class Probe(Node):
         self.create_subscription(EpisodeStats, 'episode_stats', self.stats.append,
                                  qos.EPISODE_STATS)
         self.create_subscription(Odometry, 'odom', self.odom.append, qos.ODOMETRY)
+        self.action_pub = self.create_publisher(Action, 'action', qos.ACTION) if acts else None
+
+    def act(self) -> None:
+        """Become a planner: publish on ``action`` from now on."""
         self.action_pub = self.create_publisher(Action, 'action', qos.ACTION)
 
     def send(self, data: list[float]) -> None:
@@ -106,12 +110,12 @@ def graph(context):
     """Factory: (bridge, probe, spin_until) with the given bridge parameters."""
     made: list[tuple[SimBridgeNode, Probe, SingleThreadedExecutor]] = []
 
-    def make(**overrides: Any):
+    def make(probe_acts: bool = True, **overrides: Any):
         values = {'env_id': ENV_ID, 'seed': 3, 'real_time_factor': 2.0,
                   'action_timeout_s': 0.1, 'use_sim_time': True, **overrides}
         bridge = SimBridgeNode(context=context, parameter_overrides=[
             Parameter(k, value=v) for k, v in values.items()])
-        probe = Probe(context)
+        probe = Probe(context, acts=probe_acts)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(bridge)
         executor.add_node(probe)
@@ -234,6 +238,19 @@ def test_safe_action_modes(graph) -> None:
     assert bridge.set_parameters([Parameter('safe_action_mode', value='hold')])[0].successful
     bridge._last_applied = np.array([0.25, -0.5], dtype=np.float32)
     np.testing.assert_allclose(bridge.safe_action(), [0.25, -0.5])
+
+
+def test_first_step_waits_for_a_planner(graph) -> None:
+    """A recorder alone (a transition subscriber) does not start the first episode: the bridge
+    also waits for an action publisher, so no step gets the safe action while the planner
+    configures."""
+    bridge, probe, spin_until = graph(probe_acts=False, wait_for_subscriber_s=60.0)
+    spin_until(lambda: bridge.transition_pub.get_subscription_count() > 0)
+    waited = time.monotonic() + 1.0
+    spin_until(lambda: time.monotonic() > waited)
+    assert bridge.steps == 0 and not probe.transitions
+    probe.act()
+    spin_until(lambda: bridge.steps > 0)
 
 
 def test_max_episodes_stops(graph) -> None:

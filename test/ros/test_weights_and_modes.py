@@ -14,7 +14,6 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
@@ -24,6 +23,7 @@ from loop_ros.msg import Observation, PlanStats, PolicyUpdate, PolicyWeights  # 
 from loop_ros.nodes.planner_node import PlannerNode  # noqa: E402
 from loop_ros.ros import qos  # noqa: E402
 from loop_ros.ros.conversions import transition_msg  # noqa: E402
+from loop_ros.ros.executor import PooledExecutor  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -76,7 +76,7 @@ def graph(tmp_path, feed_observations):
     planner = PlannerNode(parameter_overrides=_params(
         {**PLANNER, 'checkpoint_dir': str(tmp_path / 'planner_ckpt')}))
     peer = rclpy.create_node('peer')
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = PooledExecutor(2)
     executor.add_node(planner)
     executor.add_node(peer)
     assert planner.trigger_configure() == TransitionCallbackReturn.SUCCESS
