@@ -8,8 +8,9 @@ time and the policy version. At the end it stops the graph cleanly and writes to
 * ``learning_curve.png``: training-episode returns over time, with the final evaluation;
 * ``episode.gif`` / ``episode.png``: top-down rendering of the last finished episode (odometry);
 * ``summary.json``: final eval return of the learned planner (ARC, eval mode, from the newest
-  checkpoint) next to a random policy's, planner p50/p99 compute time and observation->action
-  latency, deadline misses, episodes, wall time;
+  checkpoint) next to a random policy's, planner p50/p99 compute time, observation->action
+  latency and the node overhead (that latency less the tick's compute time, planned ticks
+  paired by the observation's stamp), deadline misses, episodes, wall time;
 * ``launch.log``: the nodes' output.
 """
 from __future__ import annotations
@@ -47,6 +48,9 @@ class Monitor:
         self.episodes: list[dict[str, float]] = []
         self.compute_ms: list[float] = []  # planned ticks only (random exploration takes ~0)
         self.latency_ms: list[float] = []
+        self.overhead_ms: list[float] = []  # obs->action latency less the tick's compute time
+        self._latency_by_stamp: dict[int, float] = {}
+        self._compute_by_stamp: dict[int, float] = {}
         self.deadline_misses = 0
         self.random_actions = 0
         self.policy_version = 0
@@ -78,6 +82,8 @@ class Monitor:
     def _on_plan(self, msg: Any) -> None:
         if not msg.random_action:
             self.compute_ms.append(msg.compute_time_ms)
+            self._pair(self._compute_by_stamp, self._latency_by_stamp,
+                       self._ns(msg.header.stamp), msg.compute_time_ms, compute_first=True)
         self.deadline_misses += int(msg.deadline_missed)
         self.random_actions += int(msg.random_action)
 
@@ -87,9 +93,26 @@ class Monitor:
             self._obs_wall.pop(next(iter(self._obs_wall)))
 
     def _on_action(self, msg: Any) -> None:
-        sent = self._obs_wall.get(self._ns(msg.header.stamp))
+        stamp = self._ns(msg.header.stamp)
+        sent = self._obs_wall.pop(stamp, None)   # the first action answering an observation
         if sent is not None:
-            self.latency_ms.append((time.monotonic() - sent) * 1e3)
+            latency = (time.monotonic() - sent) * 1e3
+            self.latency_ms.append(latency)
+            self._pair(self._latency_by_stamp, self._compute_by_stamp, stamp, latency,
+                       compute_first=False)
+
+    def _pair(self, mine: dict[int, float], other: dict[int, float], stamp: int, value: float,
+              compute_first: bool) -> None:
+        """Match a tick's compute time and its action's latency by the observation's stamp
+        (either message may come first); their difference is the node overhead."""
+        if stamp in other:
+            partner = other.pop(stamp)
+            latency, compute = (partner, value) if compute_first else (value, partner)
+            self.overhead_ms.append(latency - compute)
+            return
+        mine[stamp] = value
+        if len(mine) > 200:
+            mine.pop(next(iter(mine)))
 
     def _on_odom(self, msg: Any) -> None:
         p, q, t = msg.pose.pose.position, msg.pose.pose.orientation, msg.twist.twist
@@ -234,6 +257,9 @@ def run_demo(out: str = 'runs/demo', steps: int | None = None, minutes: float | 
         'plan_ms_p99': percentile(monitor.compute_ms, 99),
         'obs_to_action_ms_p50': percentile(monitor.latency_ms, 50),
         'obs_to_action_ms_p99': percentile(monitor.latency_ms, 99),
+        'node_overhead_ms_p50': percentile(monitor.overhead_ms, 50),
+        'node_overhead_ms_p99': percentile(monitor.overhead_ms, 99),
+        'node_overhead_ticks': len(monitor.overhead_ms),
         'deadline_misses': monitor.deadline_misses,
         'planner_ticks': len(monitor.compute_ms) + monitor.random_actions,
         'random_actions': monitor.random_actions,

@@ -10,7 +10,9 @@ from types import FrameType
 from typing import Callable
 
 import rclpy
+from rclpy.executors import Executor
 from rclpy.executors import ExternalShutdownException
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -19,6 +21,10 @@ from rclpy.task import Future
 from loop_ros.launcher import LAUNCHER_PID_ENV
 from loop_ros.ros.executor import PooledExecutor
 
+
+EXECUTOR_ENV = 'LOOP_ROS_EXECUTOR'
+"""``pooled`` (default): :class:`PooledExecutor`; ``rclpy``: rclpy's own MultiThreadedExecutor,
+for comparison (``bench/node_overhead.py``) or should the pooled one misbehave."""
 
 SPIN_TIMEOUT_S = 0.2
 """Longest wait inside the executor: a stop request is seen within this time."""
@@ -101,6 +107,24 @@ def watch_launcher() -> bool:
     return True
 
 
+def make_executor(threads: int) -> Executor:
+    """One thread: rclpy's SingleThreadedExecutor; more: :class:`PooledExecutor` (or rclpy's
+    MultiThreadedExecutor with ``LOOP_ROS_EXECUTOR=rclpy``)."""
+    if threads <= 1:
+        return SingleThreadedExecutor()
+    if executor_kind() == 'rclpy':
+        return MultiThreadedExecutor(num_threads=threads)
+    return PooledExecutor(threads)
+
+
+def executor_kind() -> str:
+    """The ``LOOP_ROS_EXECUTOR`` setting; ValueError for anything but pooled or rclpy."""
+    kind = os.environ.get(EXECUTOR_ENV, 'pooled')
+    if kind not in ('pooled', 'rclpy'):
+        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: use 'pooled' (default) or 'rclpy'")
+    return kind
+
+
 def spin_until(node: Node, done: Future | None = None, threads: int = 2) -> None:
     """Spin (with ``threads`` > 1 in a :class:`PooledExecutor`) until ``done`` completes or a
     stop request.
@@ -109,7 +133,7 @@ def spin_until(node: Node, done: Future | None = None, threads: int = 2) -> None
     see :class:`StopRequest`; :func:`run_node`'s when it is active) is honoured within
     :data:`SPIN_TIMEOUT_S` plus the callback that is running.
     """
-    executor = PooledExecutor(threads) if threads > 1 else SingleThreadedExecutor()
+    executor = make_executor(threads)
     executor.add_node(node)
     with StopRequest.current() as request:
         try:
@@ -143,7 +167,8 @@ def run_node(build: Callable[[], Node], name: str,
              args: list[str] | None = None) -> int:
     """Build the node and spin it until SIGINT/SIGTERM or shutdown.
 
-    A setup error of a type in ``errors`` is logged as fatal and gives exit code 1; a stop
+    A setup error of a type in ``errors`` (or a bad ``LOOP_ROS_EXECUTOR``, a ValueError) is
+    logged as fatal and gives exit code 1; a stop
     signal and an external shutdown give 0. The node's ``close()`` (if any) runs before it is
     destroyed. :func:`share_compute` sets the process's torch threads and niceness.
 
@@ -156,8 +181,9 @@ def run_node(build: Callable[[], Node], name: str,
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
+                executor_kind()   # a bad LOOP_ROS_EXECUTOR fails before the node is built
                 node = build()
-            except errors as exc:
+            except errors + (ValueError,) as exc:
                 rclpy.logging.get_logger(name).fatal(str(exc))
                 return 1
             share_compute(node)

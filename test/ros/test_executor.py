@@ -123,3 +123,28 @@ def test_a_callbacks_exception_reaches_spin_once(context) -> None:
     finally:
         executor.shutdown()
         node.destroy_node()
+
+
+def test_executor_choice(monkeypatch) -> None:
+    from rclpy.executors import SingleThreadedExecutor
+
+    from loop_ros.ros.runner import EXECUTOR_ENV, make_executor, run_node
+    made = []
+    rclpy.init()   # the default context, as in a node's process
+    try:
+        monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+        made += [make_executor(1), make_executor(2)]
+        monkeypatch.setenv(EXECUTOR_ENV, 'rclpy')
+        made.append(make_executor(2))
+        assert [type(e) for e in made] == [SingleThreadedExecutor, PooledExecutor,
+                                           MultiThreadedExecutor]
+    finally:
+        for executor in made:
+            executor.shutdown()
+        rclpy.shutdown()
+    monkeypatch.setenv(EXECUTOR_ENV, 'fast')
+    with pytest.raises(ValueError, match="LOOP_ROS_EXECUTOR='fast'"):
+        make_executor(2)
+    built = []
+    assert run_node(lambda: built.append(1), 'probe', args=[]) == 1   # refused before build
+    assert not built

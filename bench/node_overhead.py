@@ -1,0 +1,85 @@
+"""Node overhead of the RC-car graph: observation->action latency less the plan's compute time.
+
+Runs the demo graph (``loop-ros demo``: sim bridge, planner, learner as processes, real time,
+``config/rccar.yaml``) for ``--minutes`` per run, alternating the executor the nodes spin with
+(``LOOP_ROS_EXECUTOR``: ``pooled``, loop_ros's :class:`~loop_ros.ros.executor.PooledExecutor`,
+and ``rclpy``, rclpy 9.1.2's MultiThreadedExecutor), ``--repeats`` times each, so both arms see
+the same machine. The demo's monitor pairs each planned tick's ``PlanStats.compute_time_ms``
+with the latency, seen from outside, from the observation to the first action answering it
+(same stamp); the difference is what the nodes and DDS add. Target (issue #14): <= 2 ms p99.
+
+Usage::
+
+    python bench/node_overhead.py --minutes 3 --repeats 2 --out runs/bench_node_overhead
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+from pathlib import Path
+import platform
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the source tree, as in `make bench`
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+
+import numpy as np  # noqa: E402
+
+from loop_ros.demo import run_demo  # noqa: E402
+from loop_ros.ros.runner import EXECUTOR_ENV  # noqa: E402
+
+KEYS = ('node_overhead_ms_p50', 'node_overhead_ms_p99', 'obs_to_action_ms_p50',
+        'obs_to_action_ms_p99', 'plan_ms_p50', 'plan_ms_p99', 'node_overhead_ticks',
+        'deadline_misses', 'eval_return')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--minutes', type=float, default=3.0, help='wall minutes per run')
+    parser.add_argument('--repeats', type=int, default=2, help='runs per executor')
+    parser.add_argument('--executors', nargs='+', default=['pooled', 'rclpy'],
+                        choices=['pooled', 'rclpy'])
+    parser.add_argument('--out', default='runs/bench_node_overhead')
+    args = parser.parse_args()
+    out = Path(args.out)
+    runs: list[dict] = []
+    for repeat in range(args.repeats):
+        for kind in args.executors:   # alternate, so drift in the machine hits both arms
+            run_dir = out / f'{kind}_{repeat}'
+            os.environ[EXECUTOR_ENV] = kind   # the launcher's node processes inherit it
+            code = run_demo(str(run_dir), minutes=args.minutes)
+            summary = json.loads((run_dir / 'summary.json').read_text())
+            runs.append({'executor': kind, 'repeat': repeat, 'exit_code': code,
+                         **{k: summary.get(k) for k in KEYS}})
+            print(json.dumps(runs[-1]), flush=True)
+    os.environ.pop(EXECUTOR_ENV, None)
+    lines = [f'# node overhead, {dt.date.today()}, {platform.node()}, {os.cpu_count()} cores, '
+             f'{args.minutes:g} min per run, {args.repeats} runs per executor', '',
+             '| executor | overhead p50 / p99 (ms) | obs->action p50 / p99 (ms) | plan p50 / p99 '
+             '(ms) | paired ticks | deadline misses |', '|---|---|---|---|---|---|']
+    for kind in args.executors:
+        mine = [r for r in runs if r['executor'] == kind]
+
+        def mean(key: str) -> float:
+            return float(np.mean([r[key] for r in mine]))
+
+        lines.append(f'| {kind} | {mean("node_overhead_ms_p50"):.1f} / '
+                     f'{mean("node_overhead_ms_p99"):.1f} | {mean("obs_to_action_ms_p50"):.1f} / '
+                     f'{mean("obs_to_action_ms_p99"):.1f} | {mean("plan_ms_p50"):.1f} / '
+                     f'{mean("plan_ms_p99"):.1f} | {sum(r["node_overhead_ticks"] for r in mine)} '
+                     f'| {sum(r["deadline_misses"] for r in mine)} |')
+    lines.append('')
+    lines.append('Means over runs of each run\'s percentile. Per run: ' + '; '.join(
+        f'{r["executor"]} #{r["repeat"]}: overhead {r["node_overhead_ms_p50"]:.1f} / '
+        f'{r["node_overhead_ms_p99"]:.1f} ms' for r in runs))
+    table = '\n'.join(lines)
+    (out / 'table.md').write_text(table + '\n')
+    (out / 'runs.json').write_text(json.dumps(runs, indent=2))
+    print(table)
+    return 0 if all(r['exit_code'] == 0 for r in runs) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
