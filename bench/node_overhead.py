@@ -1,12 +1,15 @@
 """Node overhead of the RC-car graph: observation->action latency less the plan's compute time.
 
 Runs the demo graph (``loop-ros demo``: sim bridge, planner, learner as processes, real time,
-``config/rccar.yaml``) for ``--minutes`` per run, alternating the executor the nodes spin with
-(``LOOP_ROS_EXECUTOR``: ``pooled``, loop_ros's :class:`~loop_ros.ros.executor.PooledExecutor`,
-and ``rclpy``, rclpy 9.1.2's MultiThreadedExecutor), ``--repeats`` times each, so both arms see
-the same machine. The demo's monitor pairs each planned tick's ``PlanStats.compute_time_ms``
-with the latency, seen from outside, from the observation to the first action answering it
-(same stamp); the difference is what the nodes and DDS add. Target (issue #14): <= 2 ms p99.
+``config/rccar.yaml``) for ``--minutes`` per run, once per arm and ``--repeats`` times, the arms
+alternating so that drift in the machine hits all of them. An arm is ``EXECUTOR/TICK_ON``: the
+executor the nodes spin with (``LOOP_ROS_EXECUTOR``: ``pooled``, loop_ros's
+:class:`~loop_ros.ros.executor.PooledExecutor`, or ``rclpy``, rclpy 9.1.2's
+MultiThreadedExecutor) and the planner's ``tick_on`` (``timer``: the control timer on ``/clock``;
+``observation``: each observation starts the plan), set through a copy of the params file. The
+demo's monitor pairs each planned tick's ``PlanStats.compute_time_ms`` with the latency, seen
+from outside, from the observation to the first action answering it (same stamp); the
+difference is what the nodes and DDS add. Target (issue #14): <= 2 ms p99.
 
 Usage::
 
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the source tree,
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 from loop_ros.demo import run_demo  # noqa: E402
 from loop_ros.ros.runner import EXECUTOR_ENV  # noqa: E402
@@ -35,44 +39,66 @@ KEYS = ('node_overhead_ms_p50', 'node_overhead_ms_p99', 'obs_to_action_ms_p50',
         'deadline_misses', 'eval_return')
 
 
+ARMS = ('pooled/timer', 'rclpy/timer', 'pooled/observation')
+CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'rccar.yaml'
+
+
+def params_file(out: Path, tick_on: str) -> str:
+    """config/rccar.yaml with the planner's ``tick_on`` set."""
+    params = yaml.safe_load(CONFIG.read_text())
+    params['/**/planner']['ros__parameters']['tick_on'] = tick_on
+    path = out / f'rccar_tick_on_{tick_on}.yaml'
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return str(path)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--minutes', type=float, default=3.0, help='wall minutes per run')
-    parser.add_argument('--repeats', type=int, default=2, help='runs per executor')
-    parser.add_argument('--executors', nargs='+', default=['pooled', 'rclpy'],
-                        choices=['pooled', 'rclpy'])
+    parser.add_argument('--repeats', type=int, default=2, help='runs per arm')
+    parser.add_argument('--arms', nargs='+', default=list(ARMS),
+                        help='EXECUTOR/TICK_ON, executor pooled|rclpy, tick_on timer|observation')
     parser.add_argument('--out', default='runs/bench_node_overhead')
     args = parser.parse_args()
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    arms = []
+    for arm in args.arms:
+        kind, _, tick_on = arm.partition('/')
+        if kind not in ('pooled', 'rclpy') or tick_on not in ('timer', 'observation'):
+            parser.error(f'arm {arm!r}: expected EXECUTOR/TICK_ON, EXECUTOR pooled or rclpy, '
+                         'TICK_ON timer or observation')
+        arms.append((arm, kind, params_file(out, tick_on)))
     runs: list[dict] = []
     for repeat in range(args.repeats):
-        for kind in args.executors:   # alternate, so drift in the machine hits both arms
-            run_dir = out / f'{kind}_{repeat}'
+        for arm, kind, params in arms:   # alternate, so drift in the machine hits every arm
+            run_dir = out / f'{arm.replace("/", "_")}_{repeat}'
             os.environ[EXECUTOR_ENV] = kind   # the launcher's node processes inherit it
-            code = run_demo(str(run_dir), minutes=args.minutes)
+            code = run_demo(str(run_dir), minutes=args.minutes,
+                            extra_args={'params_file': params})
             summary = json.loads((run_dir / 'summary.json').read_text())
-            runs.append({'executor': kind, 'repeat': repeat, 'exit_code': code,
+            runs.append({'arm': arm, 'repeat': repeat, 'exit_code': code,
                          **{k: summary.get(k) for k in KEYS}})
             print(json.dumps(runs[-1]), flush=True)
     os.environ.pop(EXECUTOR_ENV, None)
     lines = [f'# node overhead, {dt.date.today()}, {platform.node()}, {os.cpu_count()} cores, '
-             f'{args.minutes:g} min per run, {args.repeats} runs per executor', '',
-             '| executor | overhead p50 / p99 (ms) | obs->action p50 / p99 (ms) | plan p50 / p99 '
-             '(ms) | paired ticks | deadline misses |', '|---|---|---|---|---|---|']
-    for kind in args.executors:
-        mine = [r for r in runs if r['executor'] == kind]
+             f'{args.minutes:g} min per run, {args.repeats} runs per arm', '',
+             '| executor / tick_on | overhead p50 / p99 (ms) | obs->action p50 / p99 (ms) | '
+             'plan p50 / p99 (ms) | paired ticks | deadline misses |', '|---|---|---|---|---|---|']
+    for arm, _, _ in arms:
+        mine = [r for r in runs if r['arm'] == arm]
 
         def mean(key: str) -> float:
             return float(np.mean([r[key] for r in mine]))
 
-        lines.append(f'| {kind} | {mean("node_overhead_ms_p50"):.1f} / '
+        lines.append(f'| {arm} | {mean("node_overhead_ms_p50"):.1f} / '
                      f'{mean("node_overhead_ms_p99"):.1f} | {mean("obs_to_action_ms_p50"):.1f} / '
                      f'{mean("obs_to_action_ms_p99"):.1f} | {mean("plan_ms_p50"):.1f} / '
                      f'{mean("plan_ms_p99"):.1f} | {sum(r["node_overhead_ticks"] for r in mine)} '
                      f'| {sum(r["deadline_misses"] for r in mine)} |')
     lines.append('')
     lines.append('Means over runs of each run\'s percentile. Per run: ' + '; '.join(
-        f'{r["executor"]} #{r["repeat"]}: overhead {r["node_overhead_ms_p50"]:.1f} / '
+        f'{r["arm"]} #{r["repeat"]}: overhead {r["node_overhead_ms_p50"]:.1f} / '
         f'{r["node_overhead_ms_p99"]:.1f} ms' for r in runs))
     table = '\n'.join(lines)
     (out / 'table.md').write_text(table + '\n')

@@ -33,6 +33,7 @@ SAFE_ACTION_MODES = ('zero', 'raw_zero', 'hold')
 PLANNER_MODES = ('learn', 'deploy')
 WEIGHTS_ROUTES = ('auto', 'file', 'topic')
 PLANNER_SAFE_ACTIONS = ('zero', 'hold', 'value')
+PLANNER_TICK_SOURCES = ('timer', 'observation')
 """What the planner sends when it cannot plan: ``zero``: each actuator's physical zero (the env's
 action 0 clipped into its box; normalised 0 for a task without a gym env), ``hold``: the last
 action it sent, ``value``: ``safe_action_value`` in physical units."""
@@ -153,6 +154,14 @@ class PlannerNodeConfig(_Validated):
     safe_action_value: tuple[float, ...] = param(
         (), "with safe_action 'value': one value per action dimension, in the env's physical "
         'units (normalised units for a task without a gym env)')
+    tick_on: str = param('timer', "what starts a plan: 'timer': the control timer at "
+                         'control_rate_hz, on the newest observation (a producer at any rate is '
+                         "sampled); 'observation': the arrival of an observation stamped at least "
+                         '3/4 of a control period after the last one planned on (no wait for the '
+                         'timer: the lowest latency, for a producer at the control rate such as '
+                         'the sim bridge or the robot adapter); the timer then only acts when no '
+                         'observation started a plan for 1.5 periods (the safe action once they '
+                         'are stale)', PLANNER_TICK_SOURCES, static=True)
     deadline_fraction: float = param(0.8, 'plan deadline as a fraction of the control period: '
                                      'ARC runs the iterations that fit (anytime planning); '
                                      "on overrun the actor's action is sent", (0.01, 1.0))

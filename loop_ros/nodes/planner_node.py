@@ -5,7 +5,9 @@
   (or starts from a fresh actor and a random ensemble), warms up with one plan.
 * **activate**: a timer at ``control_rate_hz`` (sim time) plans on the latest observation and
   publishes ``action`` (stamped with the observation it answers), ``~/plan_stats`` and, with
-  ``publish_path``, the imagined trajectory as ``nav_msgs/Path`` on ``~/plan``.
+  ``publish_path``, the imagined trajectory as ``nav_msgs/Path`` on ``~/plan``. With
+  ``tick_on: observation`` an arriving observation starts the plan at once (at most one per
+  3/4 period of stamps) and the timer only stands in when observations stop.
 * **constraints** (``constraints.*`` parameters, or a ``loop_ros/Constraints`` message on
   ``constraints``, which sets them): the boundary and keep-out zones of a task whose cost is a
   ``ConstraintCost`` (the RC car); applied at the next tick, no retraining.
@@ -98,6 +100,8 @@ from loop_ros.ros.runner import run_node
 
 CHECKPOINT_KIND = 'loop_ros.learner'
 SHUTDOWN_ACK_S = 0.5
+OBSERVATION_TICK_SPACING = 0.75   # tick_on observation: periods between stamps planned on
+WATCHDOG_PERIODS = 1.5            # tick_on observation: the timer ticks after this long idle
 """At shutdown, how long the planner waits for its last (safe) action to be acknowledged."""
 
 
@@ -197,6 +201,9 @@ class PlannerNode(LifecycleNode):
         self._executor: ThreadPoolExecutor | None = None
         self._loader: ThreadPoolExecutor | None = None
         self._timer = None
+        self._tick_lock = threading.Lock()   # one tick at a time, whichever source started it
+        self._last_tick_ns: int | None = None         # node clock when the last tick started
+        self._last_planned_stamp: int | None = None   # stamp of the observation it acted on
         self._pubs: list[Any] = []
         self._subs: list[Any] = []
         self.ticks = 0
@@ -310,7 +317,8 @@ class PlannerNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start the control timer (in its own callback group)."""
-        self._timer = self.create_timer(self.period_s, self._on_tick,
+        self._last_tick_ns = self._last_planned_stamp = None
+        self._timer = self.create_timer(self.period_s, self._on_timer,
                                         callback_group=MutuallyExclusiveCallbackGroup())
         return super().on_activate(state)
 
@@ -387,6 +395,8 @@ class PlannerNode(LifecycleNode):
             return
         with self._lock:
             self._latest = (obs, stamp_ns, msg.episode, msg.step, msg.header.frame_id)
+        if self._starts_a_tick(stamp_ns):
+            self._on_tick()
 
     def _wanted(self, version: int) -> bool:
         """A version neither in use nor already being loaded (file and topic bring each)."""
@@ -466,16 +476,43 @@ class PlannerNode(LifecycleNode):
         values = cfg.safe_action_value if cfg.safe_action == 'value' else np.zeros(self.act_dim)
         return self.spec.normalized(values)
 
+    def _starts_a_tick(self, stamp_ns: int) -> bool:
+        """``tick_on: observation``: an active planner plans on an observation stamped at
+        least ``OBSERVATION_TICK_SPACING`` periods after the last one it planned on."""
+        if self.cfg is None or self.cfg.tick_on != 'observation' or self._timer is None:
+            return False
+        last = self._last_planned_stamp
+        return last is None or stamp_ns - last >= OBSERVATION_TICK_SPACING * self.period_s * 1e9
+
+    def _on_timer(self) -> None:
+        """The control timer; with ``tick_on: observation`` only a watchdog: it ticks when no
+        tick started for ``WATCHDOG_PERIODS`` periods (observations stopped or came too fast)."""
+        last = self._last_tick_ns
+        if (self.cfg is not None and self.cfg.tick_on == 'observation' and last is not None
+                and self.get_clock().now().nanoseconds - last
+                <= WATCHDOG_PERIODS * self.period_s * 1e9):
+            return
+        self._on_tick()
+
     def _on_tick(self) -> None:
-        """One control tick; whatever goes wrong in it, the safe action goes out."""
-        self.ticks += 1
+        """One control tick; whatever goes wrong in it, the safe action goes out.
+
+        One tick runs at a time: a tick started while another runs (the timer and an
+        observation at once) is dropped, the running one answers.
+        """
+        if not self._tick_lock.acquire(blocking=False):
+            return
         try:
+            self.ticks += 1
+            self._last_tick_ns = self.get_clock().now().nanoseconds
             self._tick()
         except Exception as exc:  # the robot must get a command; the node must live on
             self.tick_errors += 1
             self.get_logger().error(f'tick failed ({self.tick_errors} so far): {exc!r}: sending '
                                     'the safe action', throttle_duration_sec=2.0)
             self._publish_action(self.safe_action(), self._latest_stamp())
+        finally:
+            self._tick_lock.release()
 
     def _tick(self) -> None:
         """Take the latest state, plan (with a deadline), publish, record stats."""
@@ -493,6 +530,7 @@ class PlannerNode(LifecycleNode):
             self._publish_action(self.safe_action(), latest[1] if latest else now_ns)
             return
         obs, stamp_ns, episode, step, frame_id = latest
+        self._last_planned_stamp = stamp_ns
         # like nav2's controllers: every tick acts on the newest state, even one already answered
         if self._episode_key is not None and episode != self._episode_key[0]:
             self.policy.reset()  # a new episode: drop the warm start

@@ -11,10 +11,13 @@ rclpy = pytest.importorskip('rclpy')
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
 
 from loop_ros.msg import Action, Observation, PlanStats  # noqa: E402
 from loop_ros.nodes.planner_node import PlannerNode  # noqa: E402
 from loop_ros.ros import qos  # noqa: E402
+from loop_ros.ros.clock import clock_msg  # noqa: E402
 from loop_ros.ros.clock import ns_to_stamp  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -156,3 +159,112 @@ def test_a_named_checkpoint_that_cannot_be_read_is_a_configure_error(tmp_path, c
         node.destroy_node()
     finally:
         rclpy.shutdown()
+
+
+class SimTimeRig:
+    """A planner on simulated time that only this test moves: a peer publishes ``/clock`` and
+    observations, and collects the actions by the stamp they answer."""
+
+    def __init__(self, tmp_path, tick_on: str) -> None:
+        self.planner = _planner(tmp_path, tick_on=tick_on, use_sim_time=True,
+                                future_tolerance_s=100.0)
+        self.peer = rclpy.create_node('peer')
+        self.answered: list[int] = []   # action stamps, in arrival order
+        self.peer.create_subscription(
+            Action, 'action', lambda m: self.answered.append(
+                m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), qos.ACTION)
+        self.clock_pub = self.peer.create_publisher(Clock, '/clock', qos.CLOCK)
+        self.obs_pub = self.peer.create_publisher(Observation, 'observation', qos.OBSERVATION)
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.planner)
+        self.executor.add_node(self.peer)
+        self.set_clock(1.0)
+        assert self.planner.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert self.planner.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert spin_until(self.executor, lambda: self.obs_pub.get_subscription_count() == 1)
+        self.settle()
+
+    def set_clock(self, seconds: float) -> None:
+        ns = round(seconds * 1e9)
+        self.clock_pub.publish(clock_msg(ns))
+        assert spin_until(self.executor,
+                          lambda: self.planner.get_clock().now().nanoseconds == ns)
+
+    def observe(self, seconds: float) -> int:
+        ns = round(seconds * 1e9)
+        self.obs_pub.publish(Observation(data=[0.5, -0.2, 0.0, 0.1], episode=0, step=0,
+                                         header=Header(stamp=ns_to_stamp(ns))))
+        return ns
+
+    def answer(self, seconds: float) -> int:
+        """Publish an observation (again, should best effort lose it) until it is answered."""
+        ns = self.observe(seconds)
+        end = time.monotonic() + 10.0
+        while ns not in self.answered and time.monotonic() < end:
+            if spin_until(self.executor, lambda: ns in self.answered, timeout_s=0.3):
+                break
+            self.observe(seconds)
+        assert ns in self.answered, f'observation at {seconds} s never answered'
+        return ns
+
+    def settle(self, seconds: float = 0.3) -> None:
+        spin_until(self.executor, lambda: False, timeout_s=seconds)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.planner.destroy_node()
+        self.peer.destroy_node()
+
+
+@pytest.fixture
+def sim_time_rig(tmp_path):
+    rclpy.init()
+    rigs: list[SimTimeRig] = []   # one per test: two planners would share the topics
+    yield lambda tick_on: rigs.append(SimTimeRig(tmp_path, tick_on)) or rigs[-1]
+    for rig in rigs:
+        rig.close()
+    rclpy.shutdown()
+
+
+def test_tick_on_observation_answers_without_waiting_for_the_timer(sim_time_rig):
+    """Simulated time stands still, so the timer never fires: with ``tick_on: observation``
+    each observation a period apart is answered, one closer than 3/4 period is not."""
+    rig = sim_time_rig('observation')
+    before = len(rig.answered)
+    stamps = [rig.answer(1.0 + k * 0.05) for k in range(1, 5)]   # 20 Hz: one period apart
+    too_soon = rig.observe(1.2 + 0.02)
+    rig.settle()
+    assert rig.answered[before:] == stamps and too_soon not in rig.answered
+
+
+def test_tick_on_timer_waits_for_the_timer(sim_time_rig):
+    """The same observations with ``tick_on: timer`` (the default): no answer while
+    simulated time stands still."""
+    rig = sim_time_rig('timer')
+    before = len(rig.answered)
+    for k in range(1, 4):
+        rig.observe(1.0 + k * 0.05)
+        rig.settle(0.2)
+    assert rig.answered[before:] == []
+
+
+def test_tick_on_observation_timer_only_stands_in_when_observations_stop(sim_time_rig):
+    """Observations then /clock each period (the sim bridge's order): one action per
+    observation, none from the timer; observations stop: the timer acts again."""
+    rig = sim_time_rig('observation')
+    before = len(rig.answered)
+    t = 1.0
+    stamps = []
+    for _ in range(6):
+        t += 0.05
+        stamps.append(rig.answer(t))
+        rig.set_clock(t)
+    rig.settle(0.2)
+    assert rig.answered[before:] == stamps   # each answered once, by its observation
+    before = len(rig.answered)
+    for _ in range(4):   # no more observations: 0.2 s of clock, 1.5 periods is 0.075 s
+        t += 0.05
+        rig.set_clock(t)
+        rig.settle(0.1)
+    assert len(rig.answered) - before >= 2
+    assert set(rig.answered[before:]) == {stamps[-1]}   # the newest state, re-planned
