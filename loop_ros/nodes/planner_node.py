@@ -591,9 +591,19 @@ class PlannerNode(LifecycleNode):
             return action, info.plan, False
         except FutureTimeout:
             self.deadline_misses += 1
+            self._plan_future.add_done_callback(self._count_late_fallback)
             self.get_logger().warning(f'plan missed its deadline ({self.deadline_misses} so far): '
                                    "sending the actor's action", throttle_duration_sec=2.0)
             return policy.actor_action(obs), None, True
+
+    def _count_late_fallback(self, future: Future) -> None:
+        """A plan that ended after its deadline still counts in ``plan_fallbacks`` when it
+        found no finite candidate (its action was never sent: the actor's went instead)."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        _, info = future.result()
+        if info.plan is not None and info.plan.fallback:
+            self.plan_fallbacks += 1
 
     def _publish_action(self, action: np.ndarray, stamp_ns: int) -> None:
         """Send a normalised action; a non-finite one is replaced by the safe action."""

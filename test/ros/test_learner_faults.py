@@ -9,13 +9,13 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 
 from loop_ros.msg import TrainStats, Transition  # noqa: E402
 from loop_ros.ros import qos  # noqa: E402
 from loop_ros.ros.conversions import transition_msg  # noqa: E402
+from loop_ros.ros.executor import PooledExecutor  # noqa: E402
 from loop_ros.ros.publish import PublishError  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -40,7 +40,7 @@ def rig(tmp_path, context):
     pub = peer.create_publisher(Transition, 'transition', qos.TRANSITION)
     stats: list[TrainStats] = []
     peer.create_subscription(TrainStats, 'learner/train_stats', stats.append, qos.STATS)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
+    executor = PooledExecutor(2, context=context)
     executor.add_node(learner)
     executor.add_node(peer)
 

@@ -16,13 +16,13 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from loop_ros.msg import Action, Observation, PlanStats  # noqa: E402
 from loop_ros.nodes.planner_node import PlannerNode  # noqa: E402
 from loop_ros.ros import qos  # noqa: E402
+from loop_ros.ros.executor import PooledExecutor  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -67,7 +67,7 @@ def rig(tmp_path, feed_observations):
     peer.create_subscription(Action, 'action', actions.append, qos.ACTION)
     peer.create_subscription(PlanStats, 'planner/plan_stats', stats.append, qos.STATS)
     obs_pub = peer.create_publisher(Observation, 'observation', qos.OBSERVATION)
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = PooledExecutor(2)
     executor.add_node(planner)
     executor.add_node(peer)
     assert planner.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -215,6 +215,30 @@ def test_a_nan_model_never_reaches_the_wire(rig):
     actor = planner.policy.actor_action(np.array([0.5, -0.2, 0.0, 0.1], np.float32))
     assert np.allclose(actions[-1].data, np.clip(actor, -1, 1), atol=1e-6)
 
+
+
+def test_a_late_plan_with_no_finite_candidate_still_counts(rig):
+    """A NaN model whose plans all end after the deadline: every action is the actor's, and the
+    plans that found no finite candidate are counted once they end."""
+    planner, spin, actions, stats = rig
+    model = planner.policy.ensemble
+    real_predict, real_act = model.predict, planner.policy.act
+
+    def nan_predict(*args, **kwargs):
+        next_obs, reward = real_predict(*args, **kwargs)
+        return next_obs * float('nan'), reward
+
+    def slow_act(obs, explore=True, deadline=None):
+        time.sleep(0.12)   # past the 50 ms period, and past the next tick's
+        return real_act(obs, explore, deadline=deadline)
+
+    model.predict, planner.policy.act = nan_predict, slow_act
+    spin(lambda: planner.deadline_misses > 0)
+    fallbacks, n = planner.plan_fallbacks, len(actions)
+    assert spin(lambda: planner.plan_fallbacks >= fallbacks + 2 and len(actions) > n + 2)
+    assert all(np.isfinite(a.data).all() for a in actions)
+    actor = planner.policy.actor_action(np.array([0.5, -0.2, 0.0, 0.1], np.float32))
+    assert np.allclose(actions[-1].data, np.clip(actor, -1, 1), atol=1e-6)
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_planner_leaves_the_safe_action_on_the_wire(tmp_path, sig):

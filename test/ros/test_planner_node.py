@@ -8,7 +8,6 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
@@ -19,6 +18,7 @@ from loop_ros.nodes.planner_node import PlannerNode  # noqa: E402
 from loop_ros.ros import qos  # noqa: E402
 from loop_ros.ros.clock import clock_msg  # noqa: E402
 from loop_ros.ros.clock import ns_to_stamp  # noqa: E402
+from loop_ros.ros.executor import PooledExecutor  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -38,7 +38,7 @@ def ros(tmp_path):
         **TINY, 'checkpoint_dir': str(tmp_path / 'ckpt')}.items()]
     planner = PlannerNode(parameter_overrides=overrides)
     peer = rclpy.create_node('peer')
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = PooledExecutor(2)
     executor.add_node(planner)
     executor.add_node(peer)
     yield planner, peer, executor
@@ -175,7 +175,7 @@ class SimTimeRig:
                 m.header.stamp.sec * 10**9 + m.header.stamp.nanosec), qos.ACTION)
         self.clock_pub = self.peer.create_publisher(Clock, '/clock', qos.CLOCK)
         self.obs_pub = self.peer.create_publisher(Observation, 'observation', qos.OBSERVATION)
-        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor = PooledExecutor(2)
         self.executor.add_node(self.planner)
         self.executor.add_node(self.peer)
         self.set_clock(1.0)
