@@ -20,6 +20,7 @@ it prints a table and writes ``soak.json`` into ``--out``.
 Usage::
 
     python bench/soak.py --minutes 10 --warmup-minutes 2 --out runs/soak
+    python bench/soak.py --env loop_ros/RCCarCircle20Hz-v0 --out runs/soak_20hz   # 20 Hz
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the source tree,
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -78,7 +80,7 @@ class Observer:
 
     def __init__(self) -> None:
         self.node = rclpy.create_node('soak_observer')
-        self.stats: list[tuple[float, bool, bool]] = []   # wall time, missed, random
+        self.stats: list[tuple[float, bool, bool, float]] = []  # wall time, missed, random, ms
         self.actions: list[float] = []
         self.train: TrainStats | None = None
         self.diagnostics: dict[str, dict[str, str]] = {}
@@ -94,7 +96,8 @@ class Observer:
                                       qos.DIAGNOSTICS)
 
     def _on_stats(self, msg: PlanStats) -> None:
-        self.stats.append((time.monotonic(), bool(msg.deadline_missed), bool(msg.random_action)))
+        self.stats.append((time.monotonic(), bool(msg.deadline_missed), bool(msg.random_action),
+                           float(msg.compute_time_ms)))
 
     def _on_action(self, msg: Action) -> None:
         self.actions.append(time.monotonic())
@@ -115,12 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--sample-s', type=float, default=10.0)
     parser.add_argument('--out', default='runs/soak')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--env', default='loop_ros/RCCarCircle-v0',
+                        help='the rccar graph\'s env launch argument (loop_ros/RCCarCircle20Hz-v0: '
+                        'the same task at 20 Hz)')
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = tempfile.mkdtemp(prefix='soak_ckpt_')
-    specs = node_specs('rccar', {'checkpoint_dir': ckpt, 'seed': str(args.seed)},
-                       find_share_dir())
+    specs = node_specs('rccar', {'checkpoint_dir': ckpt, 'seed': str(args.seed),
+                                 'env': args.env}, find_share_dir())
     log = (out / 'graph.log').open('w')
     launcher = Launcher(specs, out=log, sigint_timeout=20.0)
     code: list[int] = []
@@ -166,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.shutdown()
         log.close()
 
-    window = [(t, m, r) for t, m, r in observer.stats if warm_end <= t <= stopped_at]
-    planned = [(t, m) for t, m, r in window if not r]
-    misses = sum(m for _, m in planned)
+    window = [(t, m, r, ms) for t, m, r, ms in observer.stats if warm_end <= t <= stopped_at]
+    planned = [(t, m, ms) for t, m, r, ms in window if not r]
+    misses = sum(m for _, m, _ in planned)
+    plan_ms = [ms for _, _, ms in planned]
     actions = [t for t in observer.actions if warm_end <= t <= stopped_at]
     seconds = max(stopped_at - warm_end, 1e-9)
     bridge_diag = observer.diagnostics.get('sim_bridge: simulation', {})
@@ -190,12 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         'date': dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds'),
         'machine': f'{os.cpu_count()} cores, {cpu_model()}',
         'minutes': args.minutes, 'warmup_minutes': args.warmup_minutes, 'seed': args.seed,
+        'env': args.env,
         'graph_exit_code': code[0] if code else None,
         'ticks_after_warmup': len(window),
         'random_ticks_after_warmup': len(window) - len(planned),
         'planned_ticks_after_warmup': len(planned),
         'deadline_misses': int(misses),
         'deadline_miss_rate': misses / len(planned) if planned else float('nan'),
+        'tick_ms_p50': float(np.percentile(plan_ms, 50)) if plan_ms else None,
+        'tick_ms_p99': float(np.percentile(plan_ms, 99)) if plan_ms else None,
         'action_rate_hz': len(actions) / seconds,
         'episodes': len(observer.episodes),
         'return_last_10_episodes': (float(sum(e.episode_return for e in observer.episodes[-10:])

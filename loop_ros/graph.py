@@ -478,8 +478,9 @@ def _build_robot_graph(graph: GraphDescription, args: Mapping[str, Any], share_d
 
 
 RCCAR_ENVS = ('loop_ros/RCCarCircle-v0', 'loop_ros/RCCarDrift-v0', 'loop_ros/RCCarCircleXY-v0',
-              'loop_ros/RCCarDriftXY-v0')
-"""The ...XY-v0 ids also observe the car's world position (keep-out zones need it)."""
+              'loop_ros/RCCarDriftXY-v0', 'loop_ros/RCCarCircle20Hz-v0')
+"""The ...XY-v0 ids also observe the car's world position (keep-out zones need it);
+RCCarCircle20Hz-v0 is the circle task at 20 Hz."""
 
 GRAPHS: dict[str, GraphDescription] = {
     'rccar': GraphDescription(

@@ -10,6 +10,7 @@ Registered ids (``import loop_ros.sim``): ``loop_ros/RCCarCircle-v0`` and
 termination registered in :mod:`loop_ros.core.tasks` under the same ids.
 ``loop_ros/RCCarCircleXY-v0`` and ``loop_ros/RCCarDriftXY-v0`` are the same tasks observing
 the car's world position too (11 features, below), which keep-out zones need.
+``loop_ros/RCCarCircle20Hz-v0`` is the circle task at 20 Hz (200 steps of 0.05 s).
 
 Observation (float32, 9), all relative to the circle, so the task is invariant to rotations
 about the origin and these features are a Markov state of the car:
@@ -108,7 +109,12 @@ ENV_IDS = {
     'loop_ros/RCCarDrift-v0': {'task': 'drift'},
     'loop_ros/RCCarCircleXY-v0': {'task': 'circle', 'observe_position': True},
     'loop_ros/RCCarDriftXY-v0': {'task': 'drift', 'observe_position': True},
+    'loop_ros/RCCarCircle20Hz-v0': {'task': 'circle', 'dt': 0.05, 'max_episode_steps': 200},
 }
+"""Registered ids and their :class:`RCCarEnv` arguments. ``RCCarCircle20Hz-v0`` is the circle
+task controlled at 20 Hz: the same 10 s episodes in 200 steps of 0.05 s."""
+SIM_ONLY_ARGUMENTS = ('dt', 'substeps', 'max_episode_steps')
+"""Env arguments that the planner task does not depend on."""
 POSITION_HINT = 'use loop_ros/RCCarCircleXY-v0 or loop_ros/RCCarDriftXY-v0, which observe it'
 MAX_EPISODE_STEPS = 100
 START_STEPS = 500
@@ -501,7 +507,11 @@ def make_task(task: str = 'circle', target_speed: float = 1.0, radius: float = 1
 def register() -> None:
     """Register the gymnasium ids and their planner tasks; safe to call more than once."""
     for env_id, kwargs in ENV_IDS.items():
+        steps = int(kwargs.get('max_episode_steps', MAX_EPISODE_STEPS))
         if env_id not in gym.registry:
             gym.register(env_id, entry_point='loop_ros.sim.rc_car:RCCarEnv', kwargs=dict(kwargs),
-                         max_episode_steps=MAX_EPISODE_STEPS)
-        register_task(env_id, make_task(**kwargs))
+                         max_episode_steps=steps)
+        task_args = {k: v for k, v in kwargs.items() if k not in SIM_ONLY_ARGUMENTS}
+        # random start steps: five episodes, whatever their length
+        register_task(env_id, make_task(**task_args,
+                                        start_steps=START_STEPS * steps // MAX_EPISODE_STEPS))

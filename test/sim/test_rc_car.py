@@ -84,6 +84,28 @@ def test_registration_is_idempotent() -> None:
         assert gym.registry[env_id].entry_point == 'loop_ros.sim.rc_car:RCCarEnv'
 
 
+def test_the_20_hz_circle_is_the_circle_task_in_half_steps() -> None:
+    """RCCarCircle20Hz-v0: 0.05 s steps, the same 10 s episodes (200 steps), five random
+    episodes (1000 steps), and the 10 Hz task's reward, cost and termination."""
+    env = gym.make('loop_ros/RCCarCircle20Hz-v0')
+    assert env.unwrapped.dt == 0.05 and env.spec.max_episode_steps == 200
+    fast, slow = get_task('loop_ros/RCCarCircle20Hz-v0'), get_task('loop_ros/RCCarCircle-v0')
+    assert fast.start_steps == 2 * slow.start_steps == 1000
+    obs = torch.as_tensor(np.stack([env.observation_space.sample() for _ in range(64)]))
+    act = torch.zeros(64, 2)
+    assert torch.equal(fast.reward(obs, act, obs), slow.reward(obs, act, obs))
+    assert torch.equal(fast.cost(obs, act, obs), slow.cost(obs, act, obs))
+    # half a 0.1 s step: one 20 Hz step moves the car about half as far
+    start = {'state': (0.0, -1.0, 0.0, 2.0, 0.0, 0.0)}
+    moved = []
+    for env_id in ('loop_ros/RCCarCircle20Hz-v0', 'loop_ros/RCCarCircle-v0'):
+        e = gym.make(env_id)
+        e.reset(seed=0, options=start)
+        e.step(np.array([-0.6, 0.0], np.float32))
+        moved.append(float(e.unwrapped.state[0]))
+    assert moved[0] == pytest.approx(moved[1] / 2, rel=0.15)
+
+
 def test_truncates_exactly_at_step_100() -> None:
     env = gym.make('loop_ros/RCCarCircle-v0')
     env.reset(seed=0)
