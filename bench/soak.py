@@ -110,6 +110,21 @@ class Observer:
             self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
 
 
+def planner_parameter(specs: list, name: str) -> object:
+    """The planner's ``name`` as the graph sets it: its inline parameters, else its params files
+    (the last file that sets it, in any section naming the planner)."""
+    import yaml
+    planner = next(s for s in specs if s.name == 'planner')
+    if name in planner.parameters:
+        return planner.parameters[name]
+    value = None
+    for path in planner.params_files:
+        for section, body in (yaml.safe_load(Path(path).read_text()) or {}).items():
+            if section.split('/')[-1] in ('planner', '**'):
+                value = (body or {}).get('ros__parameters', {}).get(name, value)
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--minutes', type=float, default=10.0)
@@ -127,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = tempfile.mkdtemp(prefix='soak_ckpt_')
     specs = node_specs('rccar', {'checkpoint_dir': ckpt, 'seed': str(args.seed),
                                  'env': args.env}, find_share_dir())
+    tick_on = planner_parameter(specs, 'tick_on')
     log = (out / 'graph.log').open('w')
     launcher = Launcher(specs, out=log, sigint_timeout=20.0)
     code: list[int] = []
@@ -197,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         'date': dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds'),
         'machine': f'{os.cpu_count()} cores, {cpu_model()}',
         'minutes': args.minutes, 'warmup_minutes': args.warmup_minutes, 'seed': args.seed,
-        'env': args.env,
+        'env': args.env, 'tick_on': tick_on,
         'graph_exit_code': code[0] if code else None,
         'ticks_after_warmup': len(window),
         'random_ticks_after_warmup': len(window) - len(planned),
