@@ -345,6 +345,12 @@ def _wanted_nodes(args: Mapping[str, Any]) -> set[str]:
     return wanted
 
 
+def _transitions_awaited(args: Mapping[str, Any]) -> bool:
+    """Whether the sim bridge's first step waits for a transition subscriber: not in
+    ``mode:=deploy`` without ``record:=``, where no learner or recorder will come."""
+    return args['mode'] != 'deploy' or bool(args['record'])
+
+
 def _algo_parameters(args: Mapping[str, Any]) -> dict[str, Any]:
     """``algo:=`` as the ``train.algo`` parameter (planner and learner must agree)."""
     return {'train.algo': args['algo']} if args['algo'] else {}
@@ -389,7 +395,9 @@ def _build_loop_graph(graph: GraphDescription, args: Mapping[str, Any], share_di
                 name='sim_bridge', executable='sim_bridge_node', namespace=robot_ns,
                 params_files=files, remappings=remaps, log_level=level,
                 parameters={**common, 'seed': seed + i,
-                            'real_time_factor': float(args['real_time_factor']), **frames}))
+                            'real_time_factor': float(args['real_time_factor']),
+                            'wait_for_transition_subscriber': _transitions_awaited(args),
+                            **frames}))
         if 'planner' in wanted:
             remaps = clock_remap + (
                 ((POLICY_UPDATE_TOPIC, join_namespace(ns, POLICY_UPDATE_TOPIC)),

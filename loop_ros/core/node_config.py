@@ -76,6 +76,10 @@ class SimBridgeConfig(_Validated):
                                          'step gets the safe action while the planner '
                                          'configures; 0: start at once', (0.0, 3600.0),
                                          static=True)
+    wait_for_transition_subscriber: bool = param(
+        True, "whether the first step also waits for a subscriber of 'transition'; the "
+        'launch graphs set false in mode:=deploy without record:= (no learner or recorder '
+        'will come, the planner alone is awaited)', static=True)
 
 
 @dataclass(frozen=True)

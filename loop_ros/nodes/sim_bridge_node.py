@@ -260,10 +260,13 @@ class SimBridgeNode(Node):
 
     def _ready_to_start(self) -> bool:
         """Hold the first step until the graph is there: a transition subscriber (the learner or
-        a recorder) and an action publisher (the planner, once configured)."""
-        waiting_for = [what for what, count in (
-            ('a subscriber of transition', self.transition_pub.get_subscription_count()),
-            ('a publisher of action', self.action_sub.get_publisher_count())) if count == 0]
+        a recorder; unless ``wait_for_transition_subscriber`` is false) and an action publisher
+        (the planner, once configured)."""
+        awaited = [('a publisher of action', self.action_sub.get_publisher_count())]
+        if self.cfg.wait_for_transition_subscriber:
+            awaited.append(('a subscriber of transition',
+                            self.transition_pub.get_subscription_count()))
+        waiting_for = [what for what, count in awaited if count == 0]
         if not waiting_for:
             return True
         if time.monotonic() - self._wall_start < self.cfg.wait_for_subscriber_s:

@@ -317,6 +317,19 @@ def test_checkpoint_argument_reaches_only_the_planners() -> None:
                for s in graph.node_specs('rccar', {}, SHARE))
 
 
+@pytest.mark.parametrize('given, awaited', [
+    ({}, True), ({'mode': 'deploy'}, False), ({'mode': 'deploy', 'record': '/x/bag'}, True),
+    ({'nodes': 'sim_bridge'}, True)])   # a learner elsewhere (another machine) is awaited
+def test_a_deployed_bridge_does_not_wait_for_a_learner(given: dict, awaited: bool) -> None:
+    """mode:=deploy starts no learner: the bridge waits for the planner alone, unless a
+    recorder (record:=) will subscribe to the transitions."""
+    for graph_name in ('rccar', 'mujoco'):
+        bridges = [s for s in graph.node_specs(graph_name, given, SHARE)
+                   if s.name == 'sim_bridge']
+        assert bridges and all(s.parameters['wait_for_transition_subscriber'] is awaited
+                               for s in bridges)
+
+
 def test_algo_argument_reaches_planner_and_learner() -> None:
     """``algo:=safe-loop`` sets train.algo of every planner and the learner (they must agree),
     in the sim graphs and the robot graph; '' leaves the params file's; a typo is refused."""

@@ -42,15 +42,14 @@ SMALL = {
 }
 
 
-def params_file(tmp_path: Path, name: str, episodes: int, deploy: bool = False) -> Path:
+def params_file(tmp_path: Path, name: str, episodes: int) -> Path:
     params = yaml.safe_load((Path(find_share_dir()) / 'config' / 'rccar.yaml').read_text())
     planner = params['/**/planner']['ros__parameters']
     for group, values in SMALL.items():
         planner[group].update(copy.deepcopy(values))
     planner['deadline_fraction'] = 1.0
     bridge = params['/**/sim_bridge']['ros__parameters']
-    bridge.update(max_episodes=episodes, action_timeout_s=1.0,
-                  wait_for_subscriber_s=0.0 if deploy else 10.0)
+    bridge.update(max_episodes=episodes, action_timeout_s=1.0, wait_for_subscriber_s=30.0)
     path = tmp_path / f'{name}.yaml'
     path.write_text(yaml.safe_dump(params))
     return path
@@ -76,10 +75,10 @@ class EpisodeReturns:
 
     def driven(self) -> list[float]:
         """Returns of the episodes the planner drove: at most 10% of the steps got the bridge's
-        safe action (zero) because no fresh action came. In deploy the bridge does not wait
-        (``wait_for_subscriber_s`` 0: there is no learner to wait for), so the first episode
-        starts while the planner loads, and a planner stalled by a loaded machine says nothing
-        about the policy."""
+        safe action (zero) because no fresh action came: a planner stalled by a loaded machine
+        says nothing about the policy. (In deploy the bridge waits for the planner alone,
+        ``wait_for_transition_subscriber`` false, so the first episode starts once it is
+        there.)"""
         return [r for r, n in zip(self.returns, self.safe_actions) if n <= EPISODE_STEPS // 10]
 
 
@@ -145,8 +144,7 @@ def test_record_train_offline_deploy(tmp_path: Path, monkeypatch) -> None:
         assert ens['heldout_obs_mse'] < ens['no_change_obs_mse']
 
         observer.clear()
-        code = run_graph({'params_file': str(params_file(tmp_path, 'deploy', DEPLOY_EPISODES,
-                                                         deploy=True)),
+        code = run_graph({'params_file': str(params_file(tmp_path, 'deploy', DEPLOY_EPISODES)),
                           'mode': 'deploy', 'checkpoint': str(result.checkpoint),
                           'checkpoint_dir': str(tmp_path / 'none')},
                          tmp_path / 'deploy.log', observer, executor, timeout=150.0)
@@ -154,6 +152,7 @@ def test_record_train_offline_deploy(tmp_path: Path, monkeypatch) -> None:
         assert code == 0, log[-3000:]
         assert 'offline checkpoint: planning with its settings' in log
         assert 'mode deploy' in log and 'started learner' not in log
+        assert 'stepping anyway' not in log   # the bridge waited for the planner, not a learner
         assert len(observer.returns) == DEPLOY_EPISODES, log[-3000:]
         loop_returns = observer.driven()
         deployed_safe = list(observer.safe_actions)

@@ -253,6 +253,33 @@ def test_first_step_waits_for_a_planner(graph) -> None:
     spin_until(lambda: bridge.steps > 0)
 
 
+@pytest.mark.parametrize('transitions_awaited', [True, False])
+def test_a_deployed_bridge_waits_for_the_planner_alone(context, transitions_awaited) -> None:
+    """Only a planner (an action publisher), no learner or recorder: with
+    ``wait_for_transition_subscriber`` false (the launch graphs' mode:=deploy) the first step
+    comes as soon as the planner is there; with true (default) the bridge keeps waiting."""
+    values = {'env_id': ENV_ID, 'real_time_factor': 0.0, 'use_sim_time': True,
+              'wait_for_subscriber_s': 60.0,
+              'wait_for_transition_subscriber': transitions_awaited}
+    bridge = SimBridgeNode(context=context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in values.items()])
+    planner = Node('planner_only', context=context)
+    planner.create_publisher(Action, 'action', qos.ACTION)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(bridge)
+    executor.add_node(planner)
+    try:
+        end = time.monotonic() + 3.0
+        while time.monotonic() < end and bridge.steps == 0:
+            executor.spin_once(timeout_sec=0.02)
+        assert (bridge.steps > 0) != transitions_awaited
+    finally:
+        executor.shutdown()
+        bridge.close()
+        bridge.destroy_node()
+        planner.destroy_node()
+
+
 def test_max_episodes_stops(graph) -> None:
     bridge, probe, spin_until = graph(max_episodes=2, real_time_factor=0.0)
     spin_until(lambda: bridge.done.done())
