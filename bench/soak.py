@@ -45,6 +45,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.parameter_client import AsyncParameterClient  # noqa: E402
 from rclpy.signals import SignalHandlerOptions  # noqa: E402
+import yaml  # noqa: E402
 
 from loop_ros.core.checkpoint import load_checkpoint  # noqa: E402
 
@@ -111,18 +112,13 @@ class Observer:
 
 
 def planner_parameter(specs: list, name: str) -> object:
-    """The planner's ``name`` as the graph sets it: its inline parameters, else its params files
-    (the last file that sets it, in any section naming the planner)."""
-    import yaml
+    """The planner's ``name`` as the graph sets it: an inline parameter, else the params file's
+    ``/**/planner`` section (as bench/node_overhead.py and bench/safe.py read it)."""
     planner = next(s for s in specs if s.name == 'planner')
     if name in planner.parameters:
         return planner.parameters[name]
-    value = None
-    for path in planner.params_files:
-        for section, body in (yaml.safe_load(Path(path).read_text()) or {}).items():
-            if section.split('/')[-1] in ('planner', '**'):
-                value = (body or {}).get('ros__parameters', {}).get(name, value)
-    return value
+    data = yaml.safe_load(Path(planner.params_files[-1]).read_text())
+    return data['/**/planner']['ros__parameters'].get(name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -216,7 +216,6 @@ def test_a_nan_model_never_reaches_the_wire(rig):
     assert np.allclose(actions[-1].data, np.clip(actor, -1, 1), atol=1e-6)
 
 
-
 def test_a_late_plan_with_no_finite_candidate_still_counts(rig):
     """A NaN model whose plans all end after the deadline: every action is the actor's, and the
     plans that found no finite candidate are counted once they end."""
