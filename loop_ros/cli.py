@@ -69,14 +69,19 @@ def group_from_args(args: argparse.Namespace, prefix: str, cfg: Any) -> Any:
     return replace(cfg, **changes)
 
 
-def config_from_args(args: argparse.Namespace, presets: dict[str, Any] | None = None
-                     ) -> LoopConfig:
-    """Defaults, ``presets`` (e.g. offline LOOP's), the env's task presets, the config file
-    (if any), then the options."""
-    layered = dict(presets or {})
+def config_from_args(args: argparse.Namespace, offline: bool = False) -> LoopConfig:
+    """Defaults, with ``offline`` offline LOOP's presets, the env's task presets (and its
+    offline ones), the config file (if any), then the options."""
+    layered: dict[str, Any] = {}
+    if offline:
+        from loop_ros.core.agent import OFFLINE_PRESETS
+        layered.update(OFFLINE_PRESETS)
     if getattr(args, 'env', None):
         from loop_ros.train import task_of
-        layered.update(task_of(args.env, warn=False).hyperparameters)
+        task = task_of(args.env, warn=False)
+        layered.update(task.hyperparameters)
+        if offline:
+            layered.update(task.offline_hyperparameters)
     cfg = with_presets(layered)
     if getattr(args, 'config', None):
         import yaml
@@ -270,7 +275,6 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_train_offline(args: argparse.Namespace) -> int:
-    from loop_ros.core.agent import OFFLINE_PRESETS
     from loop_ros.core.config import OfflineConfig
     from loop_ros.offline.training import train_offline
     from loop_ros.train import torch_threads
@@ -283,7 +287,7 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
     args.algo = None
     seed = args.seed
     args.seed = None
-    cfg = config_from_args(args, presets=OFFLINE_PRESETS)
+    cfg = config_from_args(args, offline=True)
     ocfg = group_from_args(args, 'offline', OfflineConfig())
     if seed is not None:
         ocfg = replace(ocfg, seed=seed)
@@ -355,7 +359,8 @@ def offline_markdown() -> str:
 
 
 def task_presets_markdown() -> str:
-    """The per-env presets of the registered tasks (``Task.hyperparameters``, start steps)."""
+    """The per-env presets of the registered tasks (``Task.hyperparameters``, start steps,
+    ``Task.offline_hyperparameters``)."""
     import loop_ros.sim  # noqa: F401  (registers the loop_ros/ tasks)
     from loop_ros.core.tasks import get_task, registered_tasks
     lines = ['## Per-env presets', '',
@@ -363,13 +368,16 @@ def task_presets_markdown() -> str:
              '`loop_ros/core/tasks.py`, like the paper\'s per-env tuning). Layering, lowest first: '
              'the defaults above, the env\'s presets, a config file or ROS params file / `-p`, '
              'then `loop-ros train` options. `train.start_steps: -1` takes the task\'s start '
-             'steps.', '',
-             '| env id | start steps | presets |', '|---|---|---|']
+             'steps. Offline presets (`Task.offline_hyperparameters`) apply to `loop-ros '
+             'train-offline` only, over `OFFLINE_PRESETS` and the env\'s presets, and are saved '
+             'in the checkpoint the planner then plans with.', '',
+             '| env id | start steps | presets | offline presets |', '|---|---|---|---|']
     own = [e for e in registered_tasks() if '/' not in e or e.startswith('loop_ros/')]
     for env_id in own:   # the tasks loop_ros registers (not a robot's, nor the examples')
         task = get_task(env_id)
-        presets = ', '.join(f'`{k}: {v}`' for k, v in sorted(task.hyperparameters.items()))
-        lines.append(f'| `{env_id}` | {task.start_steps} | {presets} |')
+        presets, offline = (', '.join(f'`{k}: {v}`' for k, v in sorted(values.items()))
+                            for values in (task.hyperparameters, task.offline_hyperparameters))
+        lines.append(f'| `{env_id}` | {task.start_steps} | {presets} | {offline} |')
     return '\n'.join(lines) + '\n'
 
 

@@ -44,10 +44,30 @@ def test_bad_config_file_is_refused_with_its_name(tmp_path):
 
 @pytest.mark.parametrize('env_id', registered_tasks())
 def test_every_registered_preset_is_a_valid_config(env_id):
-    cfg = with_presets(get_task(env_id).hyperparameters)
-    for key, value in get_task(env_id).hyperparameters.items():
-        group, name = key.split('.')
-        assert getattr(getattr(cfg, group), name) == value
+    task = get_task(env_id)
+    for presets in (task.hyperparameters, {**task.hyperparameters, **task.offline_hyperparameters}):
+        cfg = with_presets(presets)
+        for key, value in presets.items():
+            group, name = key.split('.')
+            assert getattr(getattr(cfg, group), name) == value
+
+
+def offline_config(*argv: str):
+    return config_from_args(build_parser().parse_args(['train-offline', '--bag', 'b', *argv]),
+                            offline=True)
+
+
+def test_offline_training_layers_the_env_offline_presets_over_offline_loops():
+    from loop_ros.core.agent import OFFLINE_PRESETS
+    hopper = get_task('Hopper-v5').offline_hyperparameters['arc.policy_noise']
+    assert hopper != OFFLINE_PRESETS['arc.policy_noise']
+    assert offline_config('--env', 'Hopper-v5').arc.policy_noise == hopper
+    assert offline_config('--env', 'Hopper-v5').arc.horizon == OFFLINE_PRESETS['arc.horizon']
+    assert (offline_config('--env', 'loop_ros/RCCarCircle-v0').arc.policy_noise
+            == OFFLINE_PRESETS['arc.policy_noise'])
+    assert offline_config('--env', 'Hopper-v5', '--arc.policy_noise', '0.5').arc.policy_noise == 0.5
+    # online training never sees them
+    assert config('--env', 'Hopper-v5').arc.policy_noise == ArcConfig().policy_noise
 
 
 def test_invalid_preset_is_refused():

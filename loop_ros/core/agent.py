@@ -79,7 +79,9 @@ N = 100 policy rollouts, one iteration, kappa = 0.3, beta_pess = 1). Two departu
   The pessimism reads the spread between members (epistemic), which particles of one member do
   not change, and the plan costs a quarter (about 15 ms instead of 40 ms on one CPU core).
 
-They sit under task presets, config files and options (``loop-ros train-offline``,
+They sit under the env's presets (``Task.hyperparameters``, then its offline ones,
+``Task.offline_hyperparameters``: Hopper plans with sigma = 0.1, HalfCheetah with kappa = 0.1,
+each chosen on a tuning seed), config files and options (``loop-ros train-offline``,
 ``eval-offline``), unlike ``ALGORITHMS``, which is forced."""
 
 
