@@ -26,7 +26,7 @@ Usage::
         [--every 50] [--tail 300] [--eval-seed-base 1700000000] [--arc.temperature 0.3 ...]
 
 Prints a table and writes ``value.json`` next to ``--out``. The numbers of
-docs/offline_results.md ("Why LOOP does not improve CRR here") come from this script.
+docs/offline_results.md ("Why planning adds little here") come from this script.
 """
 from __future__ import annotations
 
