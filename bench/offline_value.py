@@ -106,6 +106,7 @@ def main() -> int:
 
     import numpy as np
     import torch
+    from dataclasses import replace
     from loop_ros.envs import make_env
     from loop_ros.offline.evaluation import load_offline_policy
     torch.set_num_threads(args.threads)
@@ -113,6 +114,9 @@ def main() -> int:
                                             seed=args.seed)
     planner = policy.planner
     cfg = planner.cfg
+    if cfg.rollout != 'mean' or cfg.scoring != 'paper':
+        parser.error("the score's parts are split for arc.rollout mean and arc.scoring paper")
+    no_value = replace(cfg, value='none')
     gamma = cfg.gamma
     env = make_env(env_id)
 
@@ -132,7 +136,6 @@ def main() -> int:
 
     start = time.perf_counter()
     rows = []
-    members = planner._members()
     for episode, t, obs, qpos, qvel in states:
         planner.reset()
         obs_t = torch.as_tensor(obs, dtype=torch.float32)
@@ -140,20 +143,14 @@ def main() -> int:
             executed, _ = planner.plan(obs_t)
             candidates, scores = planner._last
             plans = candidates.clamp(-1.0, 1.0)
-            # the score's parts, the way _imagine computes them (member means, no particles)
-            state = obs_t.expand(members.numel(), plans.shape[0], obs_t.numel())
-            model_head = torch.zeros(members.numel(), plans.shape[0])
-            alive = torch.ones_like(model_head)
-            for h in range(cfg.horizon):
-                action = plans[:, h].expand(members.numel(), *plans[:, h].shape)
-                nxt, reward = planner.model.predict(state, action, members, True)
-                if reward is None:
-                    reward = planner.task.reward(state, action, nxt)
-                model_head += gamma ** h * reward * alive
-                alive = alive * (~planner.task.terminated(nxt)).float()
-                state = nxt
-            model_value = (planner.critic(state, planner.actor(state)) * alive).mean(dim=0)
-            model_head = model_head.mean(dim=0)
+            # the score's parts from the planner's own rollout: with the terminal value and
+            # without it (value='none'); member means, so both see the same states
+            full = planner._imagine(obs_t, plans).returns
+            planner.reconfigure(no_value)
+            head_only = planner._imagine(obs_t, plans).returns
+            planner.reconfigure(cfg)
+            model_head = head_only.mean(dim=(0, 2))
+            model_value = ((full - head_only) / gamma ** cfg.horizon).mean(dim=(0, 2))
         real = [real_return(env, qpos, qvel, p.numpy(), base_act, args.tail, gamma)
                 for p in plans]
         head = np.array([r[0] for r in real])
