@@ -347,8 +347,10 @@ def test_a_learner_killed_with_sigkill_recovers_every_flushed_transition(tmp_pat
     from loop_ros.nodes.learner_node import LearnerNode, STATE_FILE
 
     ckpt = tmp_path / 'ckpt'
+    # the state is written once, when start_steps (40) is crossed: somewhere in 40..60, as the
+    # ticks split the first batch; the next periodic write is due 100 transitions after that
     params = {**LEARNER, 'checkpoint_dir': str(ckpt), 'train.model_train_every': 1000,
-              'checkpoint_every_steps': 50, 'journal_flush_s': 0.2}
+              'checkpoint_every_steps': 100, 'journal_flush_s': 0.2}
     params_file = tmp_path / 'learner.yaml'
     # dotted names, as the launcher's inline params files
     params_file.write_text(yaml.safe_dump({'/**': {'ros__parameters': params}}))
@@ -381,7 +383,7 @@ def test_a_learner_killed_with_sigkill_recovers_every_flushed_transition(tmp_pat
         send(0, 60)
         assert spin_until(lambda: (ckpt / STATE_FILE).is_file() and stats
                           and stats[-1].env_steps == 60), log.name
-        send(60, 30)   # below checkpoint_every_steps: only the journal has these
+        send(60, 30)   # no state write is due: only the journal has these
         assert spin_until(lambda: stats and stats[-1].env_steps == 90)
         time.sleep(1.0)   # several journal flushes
         os.kill(proc.pid, signal.SIGKILL)
