@@ -15,7 +15,8 @@ is compared with the planner's score S of that candidate:
   weighted mean's) and then the base policy, against ``base``: ``executed > base`` is a one-step
   improvement over the base policy;
 * the score's two parts against their real counterparts, over the same candidates: the
-  model's H-step reward sum (mean over the scored members) against the real H-step reward sum,
+  model's H-step reward sum (mean over the scored members) against the real H-step reward sum
+  (and against the whole real return G: how a score without the critic would rank),
   and the critic's terminal value Q(s_H, pi(s_H)) on the model's s_H against the real return
   from step H on (``--tail`` steps), plus the critic on the REAL s_H, which separates a critic
   that cannot rank real states from a model that leads it to the wrong ones.
@@ -174,6 +175,7 @@ def main() -> int:
             'episode': episode, 't': t,
             'rank': spearman(s[finite], g[finite]),
             'rank_model_head': spearman(model_head.numpy(), head),
+            'rank_head_total': spearman(model_head.numpy(), g),
             'rank_value_imagined': spearman(model_value.numpy(), tail),
             'rank_value_real': spearman(critic_real, tail),
             'weighted': float((w * g[finite]).sum()), 'uniform': float(g.mean()),
@@ -186,7 +188,8 @@ def main() -> int:
               f" Q imagined {r['rank_value_imagined']:+.2f}, Q real {r['rank_value_real']:+.2f})"
               f"  G weighted {r['weighted']:.1f} uniform {r['uniform']:.1f} base {r['base']:.1f}"
               f" best {r['best']:.1f} executed {r['executed']:.1f}", flush=True)
-    keys = ['rank', 'rank_model_head', 'rank_value_imagined', 'rank_value_real']
+    keys = ['rank', 'rank_model_head', 'rank_head_total', 'rank_value_imagined',
+            'rank_value_real']
     summary = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
     for k in ('weighted', 'uniform', 'base', 'best', 'spread', 'executed'):
         summary[k] = float(np.mean([r[k] for r in rows]))
@@ -197,11 +200,12 @@ def main() -> int:
     print(f'\n{len(rows)} states, {env_id}, H={cfg.horizon}, kappa={cfg.temperature}, '
           f'sigma={cfg.policy_noise}, beta_pess={cfg.pessimism}, tail {args.tail} '
           f'({time.perf_counter() - start:.0f} s)')
-    print('| rank(S, G) | rank(model head) | rank(Q on model s_H) | rank(Q on real s_H) | '
-          'G weighted | G uniform | G base policy | G executed | weighted > uniform | '
-          'executed > base |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    print('| rank(S, G) | rank(model head) | rank(model head, G) | rank(Q on model s_H) | '
+          'rank(Q on real s_H) | G weighted | G uniform | G base policy | G executed | '
+          'weighted > uniform | executed > base |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
     print(f"| {summary['rank']:+.2f} | {summary['rank_model_head']:+.2f} | "
+          f"{summary['rank_head_total']:+.2f} | "
           f"{summary['rank_value_imagined']:+.2f} | {summary['rank_value_real']:+.2f} | "
           f"{summary['weighted']:.1f} | {summary['uniform']:.1f} | {summary['base']:.1f} | "
           f"{summary['executed']:.1f} | {summary['weighted_beats_uniform']:.0%} | "

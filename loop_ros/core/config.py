@@ -262,6 +262,10 @@ class OfflineConfig(_Validated):
     crr_max_weight: float = param(20.0, 'clip of the exp advantage weight', (1.0, 1e6))
     crr_samples: int = param(4, 'actions sampled from pi to estimate V(s) = mean Q(s, a_j)',
                              (1, 1024))
+    value_updates: int = param(0, 'critic-only steps after CRR: fitted Q evaluation of the '
+                               "final deterministic actor, y = r + gamma min Q'(s', tanh(mu(s'))) "
+                               '(the value offline ARC bootstraps with; 0: CRR\'s own critic)',
+                               (0, 100_000_000))
     holdout_ratio: float = param(0.1, 'fraction of transitions held out to report the '
                                  "ensemble's one-step error", (0.01, 0.5))
     model_epochs: int = param(100, 'epoch cap of the ensemble fit on the dataset (early '

@@ -50,10 +50,14 @@ class CrrAgent(nn.Module):
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.num_updates = 0
 
-    def critic_loss(self, batch: Any) -> torch.Tensor:
-        """sum_i E[(Q_i(s, a) - y)^2], y = r + gamma (1 - d) min Q'(s', a'), a' ~ pi(.|s')."""
+    def critic_loss(self, batch: Any, deterministic: bool = False) -> torch.Tensor:
+        """sum_i E[(Q_i(s, a) - y)^2], y = r + gamma (1 - d) min Q'(s', a'), a' ~ pi(.|s')
+        (CRR), or a' = tanh(mu(s')) with ``deterministic`` (evaluation of the executed actor)."""
         with torch.no_grad():
-            next_action, _ = self.actor(batch.next_obs, with_log_prob=False)
+            if deterministic:
+                next_action = self.actor.mean_action(batch.next_obs)
+            else:
+                next_action, _ = self.actor(batch.next_obs, with_log_prob=False)
             next_q = self.critic_target.min_q(batch.next_obs, next_action)
             target = batch.reward + self.gamma * (1.0 - batch.terminated) * next_q
         q1, q2 = self.critic(batch.obs, batch.action)
@@ -99,6 +103,17 @@ class CrrAgent(nn.Module):
         self.num_updates += 1
         return {'loss/critic': critic_loss.item(), 'loss/actor': actor_loss.item(),
                 'crr/mean_weight': weights.mean().item()}
+
+    def evaluation_update(self, batch: Any) -> dict[str, float]:
+        """One step of fitted Q evaluation of the final deterministic actor (the actor is
+        frozen): the critic moves towards Q of the policy the planner bootstraps with,
+        y = r + gamma (1 - d) min Q'(s', tanh(mu(s'))); then Polyak."""
+        critic_loss = self.critic_loss(batch, deterministic=True)
+        self.critic_optim.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optim.step()
+        polyak_update(self.critic_target, self.critic, self.tau)
+        return {'loss/critic': critic_loss.item()}
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@ of ``loop-ros dataset``):
 2. fit the probabilistic ensemble on the rest (its own early-stopping split inside), and report
    its one-step error on the held-out transitions next to the error of predicting "no change"
    (s' = s), the floor any useful model must beat;
-3. train the offline base policy and critic (CRR) for ``updates`` steps;
+3. train the offline base policy and critic (CRR) for ``updates`` steps, then, with
+   ``value_updates``, the critic alone by fitted Q evaluation of the final deterministic actor;
 4. write ``final.pt``: a ``loop_ros.learner`` checkpoint in the layout of
    :meth:`loop_ros.core.agent.LoopLearner.policy_state` with ``train.algo = 'loop-offline'``, so
    the planner node, ``loop-ros eval-offline`` and ``loop-ros train --init`` load it; and
@@ -24,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from loop_ros.core.agent import resolve_device, seed_everything
 from loop_ros.core.checkpoint import save_checkpoint
@@ -146,7 +148,6 @@ def train_offline(bags: Sequence[str | Path], cfg: LoopConfig, ocfg: OfflineConf
     metrics: dict[str, float] = {}
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=ocfg.updates, desc='crr', unit='update', dynamic_ncols=True)
     num_train = len(train_rows)
     try:
@@ -168,6 +169,29 @@ def train_offline(bags: Sequence[str | Path], cfg: LoopConfig, ocfg: OfflineConf
     for key in ('loss/critic', 'loss/actor'):
         if not math.isfinite(metrics.get(key, 0.0)):
             raise RuntimeError(f'CRR diverged: {key} = {metrics[key]}')
+    value_start = time.perf_counter()
+    value_loss = math.nan
+    if ocfg.value_updates:
+        bar = tqdm(total=ocfg.value_updates, desc='value', unit='update',
+                   dynamic_ncols=True) if progress else None
+        try:
+            for step in range(ocfg.value_updates):
+                idx = train_rows[torch.randint(num_train, (ocfg.batch_size,), device=device,
+                                               generator=generator)]
+                value_loss = agent.evaluation_update(
+                    OfflineBatch(**{k: v[idx] for k, v in t.items()}))['loss/critic']
+                if bar is not None:
+                    bar.update(1)
+                    if step % 200 == 0:
+                        bar.set_postfix_str(f'critic {value_loss:.3g}')
+                elif (step + 1) % max(1, ocfg.value_updates // 5) == 0:
+                    log(f'value: {step + 1}/{ocfg.value_updates} critic-only updates, '
+                        f'critic loss {value_loss:.4g}')
+        finally:
+            if bar is not None:
+                bar.close()
+        if not math.isfinite(value_loss):
+            raise RuntimeError(f'value evaluation diverged: critic loss = {value_loss}')
 
     state = {
         'config': to_dict(cfg), 'obs_dim': obs_dim, 'act_dim': act_dim, 'env_steps': n,
@@ -187,7 +211,9 @@ def train_offline(bags: Sequence[str | Path], cfg: LoopConfig, ocfg: OfflineConf
         'ensemble': {**{k.split('/', 1)[1]: v for k, v in fit.items()},
                      **{k.split('/', 1)[1]: v for k, v in errors.items()}},
         'crr': {**{k.replace('/', '_'): v for k, v in metrics.items()},
-                'updates': ocfg.updates, 'wall_s': round(time.perf_counter() - crr_start, 1)},
+                'updates': ocfg.updates, 'wall_s': round(value_start - crr_start, 1)},
+        'value': {'updates': ocfg.value_updates, 'loss_critic': value_loss,
+                  'wall_s': round(time.perf_counter() - value_start, 1)},
         'task_known': task is not None, 'wall_s': round(time.perf_counter() - start, 1),
     }
     (out / 'metrics.json').write_text(json.dumps(result, indent=2))

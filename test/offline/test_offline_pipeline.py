@@ -7,6 +7,7 @@ the evaluation runs both controllers on the same unseen resets.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,11 @@ def test_cli_train_offline_and_eval_offline(dataset_bags, tmp_path, capsys):
             for k, v in TINY.items() if not k.startswith('train.')]
     assert main(['train-offline', '--bag', str(dataset_bags['medium']), '--out',
                  str(tmp_path / 'run'), '--no-progress', '--offline.updates', '50',
-                 '--offline.model_epochs', '5', '--threads', '1', *opts]) == 0
+                 '--offline.value_updates', '20', '--offline.model_epochs', '5', '--threads',
+                 '1', *opts]) == 0
     ck = tmp_path / 'run' / 'final.pt'
+    value = json.loads((tmp_path / 'run' / 'metrics.json').read_text())['value']
+    assert value['updates'] == 20 and math.isfinite(value['loss_critic'])
     assert main(['eval-offline', '--checkpoint', str(ck), '--episodes', '1',
                  '--arc.policy_noise', '0.2', '--threads', '1']) == 0
     out = capsys.readouterr().out
