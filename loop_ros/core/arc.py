@@ -28,7 +28,11 @@ with fewer than ``min_feasible`` feasible candidates the refit goes towards low 
 only feasible candidates get weight (CEM: its elites are feasible ones only). The executed plan
 is the weighted mean (or, in train mode with ``explore='sample'``, a feasible candidate drawn by
 its weight) when its own re-imagined worst cost is <= d0; else the best-scoring feasible
-candidate; with none feasible, the plan of least worst cost. Baselines by config:
+candidate; with none feasible, the plan of least worst cost. "Low cost" ranks by the graded
+cost sum_t w_t (c_t + v_t) when the task's cost also says by how much a state violates
+(``cost.violation``, metres for :class:`~loop_ros.core.constraint_cost.ConstraintCost`): plans
+that all violate on every step, which a 0/1 cost cannot tell apart, are then ranked by how far
+outside they go. Baselines by config:
 ``optimizer='cem'`` (LOOP without ARC), ``value='none'`` (PETS-restricted). Every tensor stays
 on ``device``.
 """
@@ -118,11 +122,14 @@ class Rollout:
 
     Shapes (M members, C candidates, P particles):
         returns: (M, C, P) score of each imagined trajectory
-        costs: (M, C, P) horizon cost, or None when the task has no cost
+        costs: (M, C, P) horizon cost D, or None when the task has no cost
+        graded_costs: (M, C, P) sum_t w_t (c_t + v_t), v_t >= 0 how far s_{t+1} violates the
+            constraint (0 inside); ``costs`` itself when the task's cost has no ``violation``
     """
 
     returns: torch.Tensor
     costs: torch.Tensor | None
+    graded_costs: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -250,8 +257,8 @@ class ArcPlanner:
             else:
                 candidates = self._sample_candidates(mean, var, actor_plans)
             rollout = self._imagine(obs, candidates)
-            scores, worst_costs = self._score(rollout)
-            weights = self._weights(scores, worst_costs)
+            scores, worst_costs, worst_graded = self._score(rollout)
+            weights = self._weights(scores, worst_costs, worst_graded)
             mean, new_var = self._refit(candidates, weights)
             var = cfg.var_momentum * var + (1.0 - cfg.var_momentum) * new_var
             iterations = iteration + 1
@@ -261,8 +268,8 @@ class ArcPlanner:
         sample = explore and cfg.explore == 'sample'
         plan_worst_cost: torch.Tensor | None = None
         if worst_costs is not None:
-            plan, plan_worst_cost, executed = self._safe_plan(obs, candidates, scores,
-                                                              worst_costs, mean, sample)
+            plan, plan_worst_cost, executed = self._safe_plan(
+                obs, candidates, scores, worst_costs, worst_graded, mean, sample)
         elif sample:
             choice = torch.multinomial(weights, 1, generator=self.generator)
             plan = candidates.index_select(0, choice)[0]
@@ -423,6 +430,8 @@ class ArcPlanner:
         state = obs.expand(num_members, rows, self.obs_dim)
         returns = torch.zeros(num_members, rows, device=self.device)
         costs = torch.zeros_like(returns) if self.safe else None
+        violation = getattr(self.task.cost, 'violation', None) if self.safe else None
+        excess = torch.zeros_like(returns) if violation is not None else None
         alive = torch.ones_like(returns) if self.task.termination is not None else None
         for t in range(cfg.horizon):
             action = actions[t].expand(num_members, rows, self.act_dim)
@@ -438,6 +447,11 @@ class ArcPlanner:
                 if alive is not None:
                     step_cost = step_cost * alive
                 costs += self._cost_weights[t] * step_cost
+                if excess is not None:
+                    step_excess = violation(state, action, next_state)  # type: ignore[misc]
+                    if alive is not None:
+                        step_excess = step_excess * alive
+                    excess += self._cost_weights[t] * step_excess
             if cfg.value == 'q' and cfg.scoring == 'reference' and t == cfg.horizon - 1:
                 terminal_value = self.critic(state, action)  # type: ignore[misc]
             if alive is not None:
@@ -450,35 +464,42 @@ class ArcPlanner:
                 terminal_value = terminal_value * alive
             returns += self._value_weight * terminal_value
         shape = (num_members, num_cand, num_part)
-        return Rollout(returns.view(shape), None if costs is None else costs.view(shape))
+        if costs is None:
+            return Rollout(returns.view(shape), None)
+        graded = costs if excess is None else costs + excess
+        return Rollout(returns.view(shape), costs.view(shape), graded.view(shape))
 
-    def _score(self, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Candidate scores (C,): mean over members and particles, minus beta * member std.
+    def _score(self, rollout: Rollout
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Candidate scores (C,): mean over members and particles, minus beta * member std;
+        when safe, also the worst case over members and particles of the horizon cost and of
+        the graded cost, (C,) each (None otherwise).
 
         A candidate whose imagined return is not finite anywhere (a model predicting NaN or inf)
-        scores -inf and its worst cost is +inf: it gets zero weight and is never feasible.
+        scores -inf and its worst costs are +inf: it gets zero weight and is never feasible.
         """
         per_member = rollout.returns.mean(dim=2)                            # (M, C)
         scores = per_member.mean(dim=0)
         if self.cfg.pessimism > 0.0 and per_member.shape[0] > 1:
             scores = scores - self.cfg.pessimism * per_member.std(dim=0)
         scores = torch.where(torch.isfinite(scores), scores, float('-inf'))
-        worst = None
-        if rollout.costs is not None:
-            worst = rollout.costs.amax(dim=(0, 2))                           # (C,)
-            worst = torch.where(torch.isfinite(worst) & torch.isfinite(scores), worst,
-                                float('inf'))
-        return scores, worst
+        if rollout.costs is None:
+            return scores, None, None
+        worst, worst_graded = (
+            torch.where(torch.isfinite(w) & torch.isfinite(scores), w, float('inf'))
+            for w in (rollout.costs.amax(dim=(0, 2)), rollout.graded_costs.amax(dim=(0, 2))))
+        return scores, worst, worst_graded
 
-    def _weights(self, scores: torch.Tensor, worst_costs: torch.Tensor | None) -> torch.Tensor:
+    def _weights(self, scores: torch.Tensor, worst_costs: torch.Tensor | None,
+                 worst_graded: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised candidate weights (C,) of the refit.
 
         Without a constraint: :meth:`_elite_weights` of the finite scores. Safe LOOP: with at
         least ``min_feasible`` candidates whose worst cost is <= d0, the same over those
-        feasible ones only; with fewer, towards low cost: :meth:`_elite_weights` of -worst cost
-        over every finite candidate. With no finite score at all the weights are uniform
-        (finite, so the refit and the sampling stay defined; :meth:`plan` then falls back
-        instead of using the plan).
+        feasible ones only; with fewer, towards low cost: :meth:`_elite_weights` of -worst
+        graded cost over every finite candidate. With no finite score at all the weights are
+        uniform (finite, so the refit and the sampling stay defined; :meth:`plan` then falls
+        back instead of using the plan).
         """
         cfg = self.cfg
         if worst_costs is None:
@@ -486,7 +507,8 @@ class ArcPlanner:
         else:
             feasible = worst_costs <= cfg.cost_limit
             towards_reward = self._elite_weights(scores, feasible)
-            towards_safety = self._elite_weights(-worst_costs, torch.isfinite(worst_costs))
+            graded = worst_costs if worst_graded is None else worst_graded
+            towards_safety = self._elite_weights(-graded, torch.isfinite(graded))
             # chosen on the device: no host synchronisation inside the iteration loop
             weights = torch.where(feasible.sum() < cfg.min_feasible, towards_safety,
                                   towards_reward)
@@ -509,24 +531,26 @@ class ArcPlanner:
         return torch.softmax(self.cfg.temperature * masked, dim=0)
 
     def _safe_plan(self, obs: torch.Tensor, candidates: torch.Tensor, scores: torch.Tensor,
-                   worst_costs: torch.Tensor, mean: torch.Tensor, sample: bool
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   worst_costs: torch.Tensor, worst_graded: torch.Tensor, mean: torch.Tensor,
+                   sample: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The plan safe LOOP executes, (H, A), its worst-case cost and its :data:`EXECUTED` code.
 
         The preferred plan is the weighted mean, whose worst cost is re-imagined here (it was
         never a candidate), or with ``sample`` a candidate drawn by its reward weight among the
         feasible ones (the mean when none is feasible). It is executed when its worst cost is
         <= d0. Otherwise, when some candidate is feasible, the feasible candidate of highest
-        score is; when none is, the plan of least worst cost among the preferred one and the
-        candidates. So a plan predicted to violate d0 is never executed while a feasible one
-        is known. Everything stays on the device (no host synchronisation).
+        score is; when none is, the plan of least worst graded cost (the worst cost where the
+        task has no ``violation``) among the preferred one and the candidates. So a plan
+        predicted to violate d0 is never executed while a feasible one is known. Everything
+        stays on the device (no host synchronisation).
         """
         cost_limit = self.cfg.cost_limit
         feasible = worst_costs <= cost_limit
         any_feasible = feasible.any()
         code = self._executed_codes   # indices into EXECUTED
-        _, mean_worst_cost = self._score(self._imagine(obs, mean.unsqueeze(0)))
+        _, mean_worst_cost, mean_worst_graded = self._score(self._imagine(obs, mean.unsqueeze(0)))
         preferred, preferred_cost, preferred_code = mean, mean_worst_cost[0], code[0]
+        preferred_graded = mean_worst_graded[0]
         if sample:
             draw = self._elite_weights(scores, feasible)
             draw = torch.where(any_feasible, draw, 1.0 / draw.numel())   # defined when none is
@@ -534,13 +558,17 @@ class ArcPlanner:
             preferred = torch.where(any_feasible, candidates.index_select(0, choice)[0], mean)
             preferred_cost = torch.where(any_feasible, worst_costs.index_select(0, choice)[0],
                                          preferred_cost)
+            preferred_graded = torch.where(any_feasible,
+                                           worst_graded.index_select(0, choice)[0],
+                                           preferred_graded)
             preferred_code = torch.where(any_feasible, code[1], code[0])
         best_feasible = scores.masked_fill(~feasible, float('-inf')).argmax()
-        least_cost = worst_costs.argmin()
+        least_cost = worst_graded.argmin()
         alternative = torch.where(any_feasible, best_feasible, least_cost).view(1)
         alternative_cost = worst_costs.index_select(0, alternative)[0]
+        alternative_graded = worst_graded.index_select(0, alternative)[0]
         keep = ((preferred_cost <= cost_limit)
-                | (~any_feasible & (preferred_cost <= alternative_cost)))
+                | (~any_feasible & (preferred_graded <= alternative_graded)))
         plan = torch.where(keep, preferred, candidates.index_select(0, alternative)[0])
         plan_cost = torch.where(keep, preferred_cost, alternative_cost)
         executed = torch.where(keep, preferred_code, torch.where(any_feasible, code[2], code[3]))

@@ -10,6 +10,8 @@ task's cost, so two planners in one process never share constraint changes.
 
 The cost is 1 per predicted state that violates any constraint, else 0: the rule of
 :meth:`PlanarConstraints.cost`, which the simulator reports as ``info['cost']``.
+:meth:`ConstraintCost.violation` says by how much (metres), which safe ARC uses to rank plans
+that all violate.
 """
 from __future__ import annotations
 
@@ -95,15 +97,41 @@ class _Geometry:
             inside = torch.hypot(x.unsqueeze(-1) - cx, y.unsqueeze(-1) - cy) < radius
             out = out | inside.any(dim=-1)
         if self.polygon_x.numel():
-            # even-odd rule, edge (i, j = i-1) per vertex: crossings of a ray towards +x
-            xi, yi = self.polygon_x, self.polygon_y                           # (P, V)
-            xj, yj = xi.roll(1, dims=-1), yi.roll(1, dims=-1)
-            px, py = x[..., None, None], y[..., None, None]                   # (..., 1, 1)
-            straddles = (yi > py) != (yj > py)
-            crossing = straddles & (px < (xj - xi) * (py - yi) / (yj - yi) + xi)
-            inside = crossing.sum(dim=-1) % 2 == 1                            # (..., P)
-            out = out | inside.any(dim=-1)
+            out = out | self._inside_polygons(x, y).any(dim=-1)
         return out
+
+    def depth(self, xy: torch.Tensor) -> torch.Tensor:
+        """How far (m, (...)) (x, y) violates, the largest over the constraints: its distance
+        beyond the boundary circle, or inside a keep-out zone its distance to the zone's edge;
+        0 where :meth:`violated` is False."""
+        x, y = xy[..., 0], xy[..., 1]
+        depth = (torch.hypot(x, y) - self.boundary_radius).clamp(min=0.0)
+        if self.circles.numel():
+            cx, cy, radius = self.circles.unbind(-1)                          # (K,)
+            into = radius - torch.hypot(x.unsqueeze(-1) - cx, y.unsqueeze(-1) - cy)
+            depth = torch.maximum(depth, into.clamp(min=0.0).amax(dim=-1))
+        if self.polygon_x.numel():
+            # distance to the nearest edge (i, j = i-1), for the points inside the polygon
+            xi, yi = self.polygon_x, self.polygon_y                           # (P, V)
+            ex, ey = xi - xi.roll(1, dims=-1), yi - yi.roll(1, dims=-1)
+            px, py = x[..., None, None], y[..., None, None]                   # (..., 1, 1)
+            along = ((px - xi + ex) * ex + (py - yi + ey) * ey) / (ex * ex + ey * ey).clamp(
+                min=1e-12)
+            along = along.clamp(0.0, 1.0)                                    # 0 on padding
+            to_edge = torch.hypot(px - (xi - ex) - along * ex, py - (yi - ey) - along * ey)
+            into = to_edge.amin(dim=-1) * self._inside_polygons(x, y)         # (..., P)
+            depth = torch.maximum(depth, into.amax(dim=-1))
+        return depth
+
+    def _inside_polygons(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Bool (..., P): (x, y) inside each polygon, by the even-odd rule (crossings of a ray
+        towards +x, edge (i, j = i-1) per vertex)."""
+        xi, yi = self.polygon_x, self.polygon_y                               # (P, V)
+        xj, yj = xi.roll(1, dims=-1), yi.roll(1, dims=-1)
+        px, py = x[..., None, None], y[..., None, None]                       # (..., 1, 1)
+        straddles = (yi > py) != (yj > py)
+        crossing = straddles & (px < (xj - xi) * (py - yi) / (yj - yi) + xi)
+        return crossing.sum(dim=-1) % 2 == 1
 
 
 class ConstraintCost:
@@ -149,17 +177,27 @@ class ConstraintCost:
 
     def violated(self, next_obs: torch.Tensor) -> torch.Tensor:
         """Bool (...) of observations (..., O) that violate the constraints in force."""
+        return self._geometry(next_obs).violated(self.observed.position(next_obs))
+
+    def _geometry(self, like: torch.Tensor) -> _Geometry:
+        """The constraints in force as tensors on ``like``'s device and dtype (built once)."""
         constraints, cache = self._state
-        key = (next_obs.device, next_obs.dtype)
+        key = (like.device, like.dtype)
         geometry = cache.get(key)
         if geometry is None:
             geometry = cache.setdefault(key, _Geometry.build(constraints, *key))
-        return geometry.violated(self.observed.position(next_obs))
+        return geometry
 
     def __call__(self, obs: torch.Tensor, action: torch.Tensor,
                  next_obs: torch.Tensor) -> torch.Tensor:
         """Cost (...) of reaching ``next_obs`` (``obs`` and ``action`` are unused)."""
         return self.violated(next_obs).to(next_obs.dtype)
+
+    def violation(self, obs: torch.Tensor, action: torch.Tensor,
+                  next_obs: torch.Tensor) -> torch.Tensor:
+        """How far (m, (...)) ``next_obs`` violates the constraints in force (0 where the cost
+        is 0): safe ARC ranks plans that all violate by it (``loop_ros.core.arc``)."""
+        return self._geometry(next_obs).depth(self.observed.position(next_obs))
 
     @torch.no_grad()
     def outlines(self, obs: np.ndarray) -> list[tuple[str, list[tuple[float, float]]]]:

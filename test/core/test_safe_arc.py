@@ -175,6 +175,31 @@ def test_picks_the_least_cost_plan_when_none_is_feasible(device, optimizer):
     assert info.executed in ('mean', 'least_cost')
 
 
+@pytest.mark.parametrize('optimizer', ['arc', 'cem'])
+def test_with_every_plan_violating_the_depth_of_the_violation_brings_the_car_back(device,
+                                                                                 optimizer):
+    # 2 m from the origin at 2 m/s, heading 0.5 rad outwards: every 8-step plan is outside on
+    # every step, so the 0/1 cost ties them all. Ranked by how far outside they go (the
+    # ConstraintCost's violation), the least-cost plans turn back: inside within 12 steps. With
+    # a cost that cannot say how far (a plain function), the tie leaves the car to drift away.
+    start = observation(device, 0.8, 0.5, 2.0)
+    for graded in (True, False):
+        arc = planner(device, optimizer=optimizer)
+        if not graded:
+            cost = arc.task.cost
+            arc.task = dataclasses.replace(arc.task, cost=lambda s, a, s2: cost(s, a, s2))
+        obs, executed = start, []
+        for _ in range(12):
+            action, info = arc.plan(obs)
+            executed.append(info.executed)
+            obs = arc.model.step(0, obs, action)
+        if graded:
+            assert executed[0] == 'least_cost'
+            assert float(obs[OBS_DX]) <= DRIFT.boundary_radius - DRIFT.radius
+        else:
+            assert float(obs[OBS_DX]) > 1.0
+
+
 def test_too_few_feasible_candidates_refit_towards_safety_and_stay_feasible(device):
     # min_feasible above the candidate count: every iteration refits towards low cost, and
     # the executed plan is still a feasible one

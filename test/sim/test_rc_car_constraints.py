@@ -73,6 +73,34 @@ def test_batched_cost_is_the_simulator_cost_for_boundary_circles_and_polygons(de
     assert not ZONES.polygons[0].contains(0.7, -0.7) and ZONES.polygons[0].contains(1.0, -1.0)
 
 
+def test_violation_is_the_distance_to_the_nearest_allowed_point(device) -> None:
+    """How far a state violates: beyond the boundary its distance to the circle, inside a zone
+    its distance to the zone's edge (the largest of these); 0 exactly where the cost is 0.
+    Checked against edges sampled every 0.5 mm."""
+    states = random_states(1500, seed=1)
+    task, cost = own_constraint_cost(get_task(XY_ID))
+    cost.set(ZONES)
+    obs = observation_torch(states, with_position=True).float().to(device)
+    depth = task.cost.violation(obs, None, obs).cpu().double().numpy()
+    violated = task.cost(obs, None, obs).cpu().numpy() == 1.0
+    assert (depth[~violated] == 0.0).all() and (depth[violated] > 0.0).all()
+
+    x, y = states[:, 0].numpy(), states[:, 1].numpy()
+    expected = np.maximum(np.hypot(x, y) - ZONES.boundary_radius, 0.0)
+    for c in ZONES.circles:
+        expected = np.maximum(expected, c.radius - np.hypot(x - c.x, y - c.y))
+    for polygon in ZONES.polygons:
+        vertices = np.array(polygon.vertices)
+        edges = [a + np.linspace(0.0, 1.0, int(np.hypot(*(b - a)) / 5e-4) + 2)[:, None] * (b - a)
+                 for a, b in zip(vertices, np.roll(vertices, 1, axis=0))]
+        points = np.concatenate(edges)                                    # (E, 2)
+        to_edge = np.hypot(x[:, None] - points[:, 0], y[:, None] - points[:, 1]).min(axis=1)
+        inside = np.array([polygon.contains(a, b) for a, b in zip(x, y)])
+        expected = np.maximum(expected, np.where(inside, to_edge, 0.0))
+    np.testing.assert_allclose(depth, expected, atol=1e-3)
+    assert (expected[violated] > 0.05).sum() > 100   # deep violations, not only grazing ones
+
+
 def test_the_simulator_reports_the_constraints_in_force_step_by_step() -> None:
     env = gym.make(XY_ID)
     env.unwrapped.set_constraints(ZONES)
