@@ -145,51 +145,22 @@ def train_offline(bags: Sequence[str | Path], cfg: LoopConfig, ocfg: OfflineConf
     agent = CrrAgent(obs_dim, act_dim, cfg.sac.hidden_sizes, ocfg, gamma=cfg.sac.gamma,
                      tau=cfg.sac.tau, device=device)
     crr_start = time.perf_counter()
-    metrics: dict[str, float] = {}
-    bar = None
-    if progress:
-        bar = tqdm(total=ocfg.updates, desc='crr', unit='update', dynamic_ncols=True)
     num_train = len(train_rows)
-    try:
-        for step in range(ocfg.updates):
-            idx = train_rows[torch.randint(num_train, (ocfg.batch_size,), device=device,
-                                           generator=generator)]
-            metrics = agent.update(OfflineBatch(**{k: v[idx] for k, v in t.items()}))
-            if bar is not None:
-                bar.update(1)
-                if step % 200 == 0:
-                    bar.set_postfix_str(f"critic {metrics['loss/critic']:.3g} actor "
-                                        f"{metrics['loss/actor']:.3g}")
-            elif (step + 1) % max(1, ocfg.updates // 10) == 0:
-                log(f'crr: {step + 1}/{ocfg.updates} updates, critic loss '
-                    f"{metrics['loss/critic']:.4g}, actor loss {metrics['loss/actor']:.4g}")
-    finally:
-        if bar is not None:
-            bar.close()
+
+    def minibatch() -> OfflineBatch:
+        idx = train_rows[torch.randint(num_train, (ocfg.batch_size,), device=device,
+                                       generator=generator)]
+        return OfflineBatch(**{k: v[idx] for k, v in t.items()})
+
+    metrics = _minibatch_steps('crr', ocfg.updates, agent.update, minibatch, progress, log)
     for key in ('loss/critic', 'loss/actor'):
         if not math.isfinite(metrics.get(key, 0.0)):
             raise RuntimeError(f'CRR diverged: {key} = {metrics[key]}')
     value_start = time.perf_counter()
     value_loss = math.nan
     if ocfg.value_updates:
-        bar = tqdm(total=ocfg.value_updates, desc='value', unit='update',
-                   dynamic_ncols=True) if progress else None
-        try:
-            for step in range(ocfg.value_updates):
-                idx = train_rows[torch.randint(num_train, (ocfg.batch_size,), device=device,
-                                               generator=generator)]
-                value_loss = agent.evaluation_update(
-                    OfflineBatch(**{k: v[idx] for k, v in t.items()}))['loss/critic']
-                if bar is not None:
-                    bar.update(1)
-                    if step % 200 == 0:
-                        bar.set_postfix_str(f'critic {value_loss:.3g}')
-                elif (step + 1) % max(1, ocfg.value_updates // 5) == 0:
-                    log(f'value: {step + 1}/{ocfg.value_updates} critic-only updates, '
-                        f'critic loss {value_loss:.4g}')
-        finally:
-            if bar is not None:
-                bar.close()
+        value_loss = _minibatch_steps('value', ocfg.value_updates, agent.evaluation_update,
+                                      minibatch, progress, log)['loss/critic']
         if not math.isfinite(value_loss):
             raise RuntimeError(f'value evaluation diverged: critic loss = {value_loss}')
 
@@ -220,3 +191,28 @@ def train_offline(bags: Sequence[str | Path], cfg: LoopConfig, ocfg: OfflineConf
     log(f'wrote {checkpoint} and {out / "metrics.json"} in {result["wall_s"]:.0f} s')
     return OfflineResult(out, checkpoint, result)
 
+
+def _minibatch_steps(name: str, count: int, update: Callable[[OfflineBatch], dict[str, float]],
+                     minibatch: Callable[[], OfflineBatch], progress: bool,
+                     log: Callable[[str], None]) -> dict[str, float]:
+    """``count`` steps ``update(minibatch())`` with a progress bar (or ``log`` ten times);
+    returns the last step's metrics."""
+    def losses(metrics: dict[str, float], digits: int) -> str:
+        return ', '.join(f'{k[5:]} loss {v:.{digits}g}' for k, v in metrics.items()
+                         if k.startswith('loss/'))
+
+    metrics: dict[str, float] = {}
+    bar = tqdm(total=count, desc=name, unit='update', dynamic_ncols=True) if progress else None
+    try:
+        for step in range(count):
+            metrics = update(minibatch())
+            if bar is not None:
+                bar.update(1)
+                if step % 200 == 0:
+                    bar.set_postfix_str(losses(metrics, 3))
+            elif (step + 1) % max(1, count // 10) == 0:
+                log(f'{name}: {step + 1}/{count} updates, {losses(metrics, 4)}')
+    finally:
+        if bar is not None:
+            bar.close()
+    return metrics
