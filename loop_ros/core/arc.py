@@ -30,9 +30,10 @@ is the weighted mean (or, in train mode with ``explore='sample'``, a feasible ca
 its weight) when its own re-imagined worst cost is <= d0; else the best-scoring feasible
 candidate; with none feasible, the plan of least worst cost. "Low cost" ranks by the graded
 cost sum_t w_t (c_t + v_t) when the task's cost also says by how much a state violates
-(``cost.violation``, metres for :class:`~loop_ros.core.constraint_cost.ConstraintCost`): plans
-that all violate on every step, which a 0/1 cost cannot tell apart, are then ranked by how far
-outside they go. Baselines by config:
+(``cost.cost_and_violation``, metres for
+:class:`~loop_ros.core.constraint_cost.ConstraintCost`): plans that all violate on every
+step, which a 0/1 cost cannot tell apart, are then ranked by how far outside they go. Baselines
+by config:
 ``optimizer='cem'`` (LOOP without ARC), ``value='none'`` (PETS-restricted). Every tensor stays
 on ``device``.
 """
@@ -124,7 +125,7 @@ class Rollout:
         returns: (M, C, P) score of each imagined trajectory
         costs: (M, C, P) horizon cost D, or None when the task has no cost
         graded_costs: (M, C, P) sum_t w_t (c_t + v_t), v_t >= 0 how far s_{t+1} violates the
-            constraint (0 inside); ``costs`` itself when the task's cost has no ``violation``
+            constraint (0 inside); ``costs`` itself when the task's cost says only c_t
     """
 
     returns: torch.Tensor
@@ -430,8 +431,9 @@ class ArcPlanner:
         state = obs.expand(num_members, rows, self.obs_dim)
         returns = torch.zeros(num_members, rows, device=self.device)
         costs = torch.zeros_like(returns) if self.safe else None
-        violation = getattr(self.task.cost, 'violation', None) if self.safe else None
-        excess = torch.zeros_like(returns) if violation is not None else None
+        # a cost that also says how far a state violates (ConstraintCost) gives both at once
+        graded_cost = getattr(self.task.cost, 'cost_and_violation', None) if self.safe else None
+        excess = torch.zeros_like(returns) if graded_cost is not None else None
         alive = torch.ones_like(returns) if self.task.termination is not None else None
         for t in range(cfg.horizon):
             action = actions[t].expand(num_members, rows, self.act_dim)
@@ -443,15 +445,17 @@ class ArcPlanner:
                 reward = reward * alive
             returns += self._reward_weights[t] * reward
             if costs is not None:
-                step_cost = self.task.cost(state, action, next_state)  # type: ignore[misc]
-                if alive is not None:
-                    step_cost = step_cost * alive
-                costs += self._cost_weights[t] * step_cost
-                if excess is not None:
-                    step_excess = violation(state, action, next_state)  # type: ignore[misc]
+                if excess is None:
+                    step_cost = self.task.cost(state, action, next_state)  # type: ignore[misc]
+                else:
+                    step_cost, step_excess = graded_cost(  # type: ignore[misc]
+                        state, action, next_state)
                     if alive is not None:
                         step_excess = step_excess * alive
                     excess += self._cost_weights[t] * step_excess
+                if alive is not None:
+                    step_cost = step_cost * alive
+                costs += self._cost_weights[t] * step_cost
             if cfg.value == 'q' and cfg.scoring == 'reference' and t == cfg.horizon - 1:
                 terminal_value = self.critic(state, action)  # type: ignore[misc]
             if alive is not None:
@@ -540,7 +544,7 @@ class ArcPlanner:
         feasible ones (the mean when none is feasible). It is executed when its worst cost is
         <= d0. Otherwise, when some candidate is feasible, the feasible candidate of highest
         score is; when none is, the plan of least worst graded cost (the worst cost where the
-        task has no ``violation``) among the preferred one and the candidates. So a plan
+        task's cost says only c_t) among the preferred one and the candidates. So a plan
         predicted to violate d0 is never executed while a feasible one is known. Everything
         stays on the device (no host synchronisation).
         """

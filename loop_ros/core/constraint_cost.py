@@ -10,8 +10,8 @@ task's cost, so two planners in one process never share constraint changes.
 
 The cost is 1 per predicted state that violates any constraint, else 0: the rule of
 :meth:`PlanarConstraints.cost`, which the simulator reports as ``info['cost']``.
-:meth:`ConstraintCost.violation` says by how much (metres), which safe ARC uses to rank plans
-that all violate.
+:meth:`ConstraintCost.cost_and_violation` also says by how much (metres), which safe ARC uses
+to rank plans that all violate.
 """
 from __future__ import annotations
 
@@ -90,27 +90,23 @@ class _Geometry:
 
     def violated(self, xy: torch.Tensor) -> torch.Tensor:
         """Bool (...): (x, y) beyond the boundary or inside a keep-out zone."""
-        x, y = xy[..., 0], xy[..., 1]
-        out = torch.hypot(x, y) > self.boundary_radius
-        if self.circles.numel():
-            cx, cy, radius = self.circles.unbind(-1)                          # (K,)
-            inside = torch.hypot(x.unsqueeze(-1) - cx, y.unsqueeze(-1) - cy) < radius
-            out = out | inside.any(dim=-1)
-        if self.polygon_x.numel():
-            out = out | self._inside_polygons(x, y).any(dim=-1)
-        return out
+        return self.measure(xy)[0]
 
-    def depth(self, xy: torch.Tensor) -> torch.Tensor:
-        """How far (m, (...)) (x, y) violates, the largest over the constraints: its distance
-        beyond the boundary circle, or inside a keep-out zone its distance to the zone's edge;
-        0 where :meth:`violated` is False."""
+    def measure(self, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`violated` and how far (m) (x, y) violates, (...) each, in one pass: the
+        largest of its distance beyond the boundary circle and, inside a keep-out zone, its
+        distance to the zone's edge; 0 where nothing is violated."""
         x, y = xy[..., 0], xy[..., 1]
-        depth = (torch.hypot(x, y) - self.boundary_radius).clamp(min=0.0)
+        beyond = torch.hypot(x, y) - self.boundary_radius
+        out, depth = beyond > 0.0, beyond.clamp(min=0.0)
         if self.circles.numel():
             cx, cy, radius = self.circles.unbind(-1)                          # (K,)
             into = radius - torch.hypot(x.unsqueeze(-1) - cx, y.unsqueeze(-1) - cy)
+            out = out | (into > 0.0).any(dim=-1)
             depth = torch.maximum(depth, into.clamp(min=0.0).amax(dim=-1))
         if self.polygon_x.numel():
+            inside = self._inside_polygons(x, y)                              # (..., P)
+            out = out | inside.any(dim=-1)
             # distance to the nearest edge (i, j = i-1), for the points inside the polygon
             xi, yi = self.polygon_x, self.polygon_y                           # (P, V)
             ex, ey = xi - xi.roll(1, dims=-1), yi - yi.roll(1, dims=-1)
@@ -119,9 +115,8 @@ class _Geometry:
                 min=1e-12)
             along = along.clamp(0.0, 1.0)                                    # 0 on padding
             to_edge = torch.hypot(px - (xi - ex) - along * ex, py - (yi - ey) - along * ey)
-            into = to_edge.amin(dim=-1) * self._inside_polygons(x, y)         # (..., P)
-            depth = torch.maximum(depth, into.amax(dim=-1))
-        return depth
+            depth = torch.maximum(depth, (to_edge.amin(dim=-1) * inside).amax(dim=-1))
+        return out, depth
 
     def _inside_polygons(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Bool (..., P): (x, y) inside each polygon, by the even-odd rule (crossings of a ray
@@ -193,11 +188,13 @@ class ConstraintCost:
         """Cost (...) of reaching ``next_obs`` (``obs`` and ``action`` are unused)."""
         return self.violated(next_obs).to(next_obs.dtype)
 
-    def violation(self, obs: torch.Tensor, action: torch.Tensor,
-                  next_obs: torch.Tensor) -> torch.Tensor:
-        """How far (m, (...)) ``next_obs`` violates the constraints in force (0 where the cost
-        is 0): safe ARC ranks plans that all violate by it (``loop_ros.core.arc``)."""
-        return self._geometry(next_obs).depth(self.observed.position(next_obs))
+    def cost_and_violation(self, obs: torch.Tensor, action: torch.Tensor,
+                           next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cost (...) and how far (m, (...)) ``next_obs`` violates the constraints in force
+        (0 where the cost is 0), in one pass: safe ARC ranks plans that all violate by the
+        second (``loop_ros.core.arc``)."""
+        violated, depth = self._geometry(next_obs).measure(self.observed.position(next_obs))
+        return violated.to(next_obs.dtype), depth
 
     @torch.no_grad()
     def outlines(self, obs: np.ndarray) -> list[tuple[str, list[tuple[float, float]]]]:

@@ -190,8 +190,9 @@ def test_with_every_plan_violating_the_depth_of_the_violation_brings_the_car_bac
                                                                                  optimizer):
     # 2 m from the origin at 2 m/s, heading 0.5 rad outwards: every 8-step plan is outside on
     # every step, so the 0/1 cost ties them all. Ranked by how far outside they go (the
-    # ConstraintCost's violation), the least-cost plans turn back: inside within 12 steps. With
-    # a cost that cannot say how far (a plain function), the tie leaves the car to drift away.
+    # ConstraintCost's cost_and_violation), the least-cost plans turn back: inside within 12
+    # steps. With a cost that cannot say how far (a plain function), the tie leaves the car to
+    # drift away.
     start = observation(device, 0.8, 0.5, 2.0)
     for graded in (True, False):
         arc = planner(device, optimizer=optimizer)

@@ -81,8 +81,10 @@ def test_violation_is_the_distance_to_the_nearest_allowed_point(device) -> None:
     task, cost = own_constraint_cost(get_task(XY_ID))
     cost.set(ZONES)
     obs = observation_torch(states, with_position=True).float().to(device)
-    depth = task.cost.violation(obs, None, obs).cpu().double().numpy()
-    violated = task.cost(obs, None, obs).cpu().numpy() == 1.0
+    cost, depth = task.cost.cost_and_violation(obs, None, obs)
+    np.testing.assert_array_equal(cost.cpu().numpy(), task.cost(obs, None, obs).cpu().numpy())
+    depth = depth.cpu().double().numpy()
+    violated = cost.cpu().numpy() == 1.0
     assert (depth[~violated] == 0.0).all() and (depth[violated] > 0.0).all()
 
     x, y = states[:, 0].numpy(), states[:, 1].numpy()
