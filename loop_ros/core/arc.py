@@ -388,10 +388,25 @@ class ArcPlanner:
         weights execute an action pulled towards 0. ``'execution'`` (default) keeps them
         unclipped: :meth:`_imagine` and the executed action clip, and the refit averages
         zero-mean noise, so the plan moves off the actor only as far as the scores say.
+
+        ``policy_noise_sampling='mirrored'`` draws the noise in antithetic pairs (a + sigma eps,
+        a - sigma eps) on a shared rollout: the sample mean of the noise is then exactly 0, not
+        O(sigma / sqrt(N)), and the refit's first action is pi(s) + sum_k (w_k+ - w_k-) sigma
+        eps_k, a central difference of the scores.
         """
-        plans = self._actor_rollouts(obs, self.cfg.num_samples)
-        noise = torch.randn(plans.shape, device=self.device, generator=self.generator)
-        candidates = plans + self.cfg.policy_noise * noise
+        count = self.cfg.num_samples
+        if self.cfg.policy_noise_sampling == 'mirrored':
+            pairs = count // 2
+            plans = self._actor_rollouts(obs, count - pairs)   # pairs + (1 if N is odd)
+            noise = torch.randn((pairs, *plans.shape[1:]), device=self.device,
+                                generator=self.generator)
+            paired = plans[:pairs]
+            candidates = torch.cat([paired + self.cfg.policy_noise * noise,
+                                    paired - self.cfg.policy_noise * noise, plans[pairs:]])
+        else:
+            plans = self._actor_rollouts(obs, count)
+            noise = torch.randn(plans.shape, device=self.device, generator=self.generator)
+            candidates = plans + self.cfg.policy_noise * noise
         if self.cfg.noise_clip == 'candidates':
             candidates.clamp_(ACTION_LOW, ACTION_HIGH)
         return candidates

@@ -186,6 +186,13 @@ class ArcConfig(_Validated):
                             "actor) or 'candidates' (each candidate, the reference: the average "
                             "of clipped noise pulls saturated actions towards 0)",
                             ('execution', 'candidates'))
+    policy_noise_sampling: str = param('iid', "how the 'policy' prior draws its noise: 'iid' (each "
+                                       "candidate its own eps, the paper) or 'mirrored' (pairs "
+                                       'that share one actor rollout, one with +eps and one with '
+                                       '-eps; an odd N adds the rollout without noise): equal '
+                                       'weights then execute the actor exactly, and the refit '
+                                       'moves only by the score differences within pairs',
+                                       ('iid', 'mirrored'))
     elites_only: bool = param(True, 'roll out and score only the elite members', static=True)
     pessimism: float = param(0.0, 'beta: score = mean - beta * std over members (offline LOOP)',
                              (0.0, 100.0))

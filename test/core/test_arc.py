@@ -275,6 +275,40 @@ def test_policy_prior_with_equal_weights_executes_the_actor_unless_candidates_ar
         assert action.item() < 0.88
 
 
+@pytest.mark.parametrize('num_samples', [10, 11])
+def test_mirrored_policy_noise_with_equal_weights_executes_the_actor_exactly(device,
+                                                                            num_samples):
+    # with few candidates, iid noise leaves its sample mean in the executed action (about
+    # sigma / sqrt(N) = 0.09 here); mirrored pairs cancel it to float precision, odd N too
+    flat = Task(reward=lambda s, a, s2: torch.zeros_like(s2[..., 0]))
+    actor = lambda s: torch.full_like(s, 0.2)  # noqa: E731
+    deviations = {}
+    for sampling in ('iid', 'mirrored'):
+        arc = planner(device, PointModel(device, learn_reward=False), actor=actor, task=flat,
+                      prior='policy', policy_noise=0.3, num_iterations=1,
+                      num_samples=num_samples, policy_noise_sampling=sampling)
+        deviations[sampling] = max(abs(arc.plan(torch.zeros(1))[0].item() - 0.2)
+                                   for _ in range(20))
+    assert deviations['mirrored'] < 1e-6
+    assert deviations['iid'] > 0.05
+
+
+def test_mirrored_policy_noise_steps_along_the_score_difference_on_every_plan(device):
+    # the goal (0.5) lies above the actor's 0.2 and the score is concave, so in every pair
+    # 0.2 + d beats 0.2 - d: the mirrored refit moves up on every plan; with 6 iid
+    # candidates the noise's own mean sometimes outweighs that and the plan moves down
+    actor = lambda s: torch.full_like(s, 0.2)  # noqa: E731
+    moved_up = {}
+    for sampling in ('iid', 'mirrored'):
+        arc = planner(device, actor=actor, prior='policy', policy_noise=0.3, num_iterations=1,
+                      num_samples=6, temperature=10.0, horizon=1,
+                      policy_noise_sampling=sampling)
+        actions = torch.tensor([arc.plan(torch.zeros(1))[0].item() for _ in range(200)])
+        moved_up[sampling] = (actions > 0.2).float().mean().item()
+    assert moved_up['mirrored'] == 1.0
+    assert moved_up['iid'] < 0.99
+
+
 def test_policy_prior_needs_an_actor(device):
     with pytest.raises(ValueError, match="prior='policy' needs an actor"):
         planner(device, prior='policy')
