@@ -14,6 +14,8 @@ stable-baselines3 does not share the project's venv (its torch requirement would
 build before the pin), so this runs in the peers venv of ``bench/planner_peer.py``::
 
     .venv-peers/bin/pip install stable-baselines3==2.9.2 gymnasium==1.4.0
+    .venv-peers/bin/pip install mujoco==4.0.0 imageio==2.38.2 packaging==26.4  # MuJoCo envs
+                                                                           # (bench/sb3_sac.py)
     PYTHONPATH=. .venv-peers/bin/python bench/learner_speed.py --updates 300 --rounds 3
 """
 from __future__ import annotations
