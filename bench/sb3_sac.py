@@ -35,22 +35,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the source tree
 
 from loop_ros.core.config import SacConfig, TrainConfig  # noqa: E402
-from loop_ros.train import task_of  # noqa: E402
+from loop_ros.train import run_episode, task_of  # noqa: E402
 
 from stable_baselines3 import SAC  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
-
-
-def actor_return(model: SAC, env: gym.Env, seed: int) -> float:
-    """One episode of SB3's deterministic actor from ``env.reset(seed=seed)``."""
-    obs, _ = env.reset(seed=seed)
-    total, done = 0.0, False
-    while not done:
-        action, _ = model.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        total += float(reward)
-        done = terminated or truncated
-    return total
 
 
 class Evaluate(BaseCallback):
@@ -66,7 +54,8 @@ class Evaluate(BaseCallback):
         step = self.num_timesteps
         if (self.every and step % self.every == 0) or step == self.total:
             base = self.seed + 100 + (step - 1) + 50   # loop_ros.train: seed + 100 + step index
-            returns = [actor_return(self.model, self.env, base + i) for i in range(self.episodes)]
+            act = lambda obs: self.model.predict(obs, deterministic=True)[0]  # noqa: E731
+            returns = [run_episode(self.env, act, base + i)[0] for i in range(self.episodes)]
             self.writer.writerow({'env_step': step,
                                   'wall_s': round(time.perf_counter() - self.start, 2),
                                   'eval_planner_return': math.nan,

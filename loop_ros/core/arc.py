@@ -130,7 +130,7 @@ class Rollout:
 
     returns: torch.Tensor
     costs: torch.Tensor | None
-    graded_costs: torch.Tensor | None = None
+    graded_costs: torch.Tensor | None
 
 
 @dataclass(frozen=True)
@@ -400,9 +400,8 @@ class ArcPlanner:
             plans = self._actor_rollouts(obs, count - pairs)   # pairs + (1 if N is odd)
             noise = torch.randn((pairs, *plans.shape[1:]), device=self.device,
                                 generator=self.generator)
-            paired = plans[:pairs]
-            candidates = torch.cat([paired + self.cfg.policy_noise * noise,
-                                    paired - self.cfg.policy_noise * noise, plans[pairs:]])
+            paired, offset = plans[:pairs], self.cfg.policy_noise * noise
+            candidates = torch.cat([paired + offset, paired - offset, plans[pairs:]])
         else:
             plans = self._actor_rollouts(obs, count)
             noise = torch.randn(plans.shape, device=self.device, generator=self.generator)
@@ -484,7 +483,7 @@ class ArcPlanner:
             returns += self._value_weight * terminal_value
         shape = (num_members, num_cand, num_part)
         if costs is None:
-            return Rollout(returns.view(shape), None)
+            return Rollout(returns.view(shape), None, None)
         graded = costs if excess is None else costs + excess
         return Rollout(returns.view(shape), costs.view(shape), graded.view(shape))
 
@@ -510,7 +509,7 @@ class ArcPlanner:
         return scores, worst, worst_graded
 
     def _weights(self, scores: torch.Tensor, worst_costs: torch.Tensor | None,
-                 worst_graded: torch.Tensor | None = None) -> torch.Tensor:
+                 worst_graded: torch.Tensor | None) -> torch.Tensor:
         """Normalised candidate weights (C,) of the refit.
 
         Without a constraint: :meth:`_elite_weights` of the finite scores. Safe LOOP: with at
@@ -526,8 +525,8 @@ class ArcPlanner:
         else:
             feasible = worst_costs <= cfg.cost_limit
             towards_reward = self._elite_weights(scores, feasible)
-            graded = worst_costs if worst_graded is None else worst_graded
-            towards_safety = self._elite_weights(-graded, torch.isfinite(graded))
+            assert worst_graded is not None   # _score gives both or neither
+            towards_safety = self._elite_weights(-worst_graded, torch.isfinite(worst_graded))
             # chosen on the device: no host synchronisation inside the iteration loop
             weights = torch.where(feasible.sum() < cfg.min_feasible, towards_safety,
                                   towards_reward)
