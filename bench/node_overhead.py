@@ -5,7 +5,8 @@ Runs the demo graph (``loop-ros demo``: sim bridge, planner, learner as processe
 alternating so that drift in the machine hits all of them. An arm is ``EXECUTOR/TICK_ON``: the
 executor the nodes spin with (``LOOP_ROS_EXECUTOR``: ``pooled``, loop_ros's
 :class:`~loop_ros.ros.executor.PooledExecutor`, or ``rclpy``, rclpy 9.1.2's
-MultiThreadedExecutor) and the planner's ``tick_on`` (``timer``: the control timer on ``/clock``;
+MultiThreadedExecutor, or ``events``, rclpy's experimental EventsExecutor, one thread per
+node) and the planner's ``tick_on`` (``timer``: the control timer on ``/clock``;
 ``observation``: each observation starts the plan), set through a copy of the params file. The
 demo's monitor pairs each planned tick's ``PlanStats.compute_time_ms`` with the latency, seen
 from outside, from the observation to the first action answering it (same stamp); the
@@ -32,7 +33,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from loop_ros.demo import run_demo  # noqa: E402
-from loop_ros.ros.runner import EXECUTOR_ENV  # noqa: E402
+from loop_ros.ros.runner import EXECUTOR_ENV, EXECUTOR_KINDS  # noqa: E402
 
 KEYS = ('node_overhead_ms_p50', 'node_overhead_ms_p99', 'obs_to_action_ms_p50',
         'obs_to_action_ms_p99', 'plan_ms_p50', 'plan_ms_p99', 'node_overhead_ticks',
@@ -57,7 +58,8 @@ def main() -> int:
     parser.add_argument('--minutes', type=float, default=3.0, help='wall minutes per run')
     parser.add_argument('--repeats', type=int, default=2, help='runs per arm')
     parser.add_argument('--arms', nargs='+', default=list(ARMS),
-                        help='EXECUTOR/TICK_ON, executor pooled|rclpy, tick_on timer|observation')
+                        help='EXECUTOR/TICK_ON, executor pooled|rclpy|events, '
+                        'tick_on timer|observation')
     parser.add_argument('--out', default='runs/bench_node_overhead')
     args = parser.parse_args()
     out = Path(args.out)
@@ -65,9 +67,9 @@ def main() -> int:
     arms = []
     for arm in args.arms:
         kind, _, tick_on = arm.partition('/')
-        if kind not in ('pooled', 'rclpy') or tick_on not in ('timer', 'observation'):
-            parser.error(f'arm {arm!r}: expected EXECUTOR/TICK_ON, EXECUTOR pooled or rclpy, '
-                         'TICK_ON timer or observation')
+        if kind not in EXECUTOR_KINDS or tick_on not in ('timer', 'observation'):
+            parser.error(f'arm {arm!r}: expected EXECUTOR/TICK_ON, EXECUTOR one of '
+                         f'{", ".join(EXECUTOR_KINDS)}, TICK_ON timer or observation')
         arms.append((arm, kind, params_file(out, tick_on)))
     runs: list[dict] = []
     for repeat in range(args.repeats):

@@ -14,6 +14,7 @@ from rclpy.executors import Executor
 from rclpy.executors import ExternalShutdownException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.task import Future
@@ -23,8 +24,15 @@ from loop_ros.ros.executor import PooledExecutor
 
 
 EXECUTOR_ENV = 'LOOP_ROS_EXECUTOR'
-"""``pooled`` (default): :class:`PooledExecutor`; ``rclpy``: rclpy's own MultiThreadedExecutor,
-for comparison (``bench/node_overhead.py``) or should the pooled one misbehave."""
+"""``events`` (default): rclpy's C++ ``EventsExecutor`` (``rclpy.experimental``) for every node,
+one thread: callbacks run one at a time, in the planner and the learner too (their heavy work,
+the plan and the training, runs in threads of their own). ``pooled``: :class:`PooledExecutor`
+for the planner and the learner (two threads) and rclpy's SingleThreadedExecutor for the
+others, the default until 2026-12-03 (``bench/node_overhead.py``: about twice the events
+executor's node overhead); ``rclpy``: rclpy's own MultiThreadedExecutor instead of the pooled
+one, for comparison."""
+
+EXECUTOR_KINDS = ('events', 'pooled', 'rclpy')
 
 SPIN_TIMEOUT_S = 0.2
 """Longest wait inside the executor: a stop request is seen within this time."""
@@ -108,25 +116,29 @@ def watch_launcher() -> bool:
 
 
 def make_executor(threads: int) -> Executor:
-    """One thread: rclpy's SingleThreadedExecutor; more: :class:`PooledExecutor` (or rclpy's
-    MultiThreadedExecutor with ``LOOP_ROS_EXECUTOR=rclpy``)."""
+    """rclpy's EventsExecutor, whatever ``threads`` asks for (it has one thread); with
+    ``LOOP_ROS_EXECUTOR=pooled`` or ``rclpy``, one thread: rclpy's SingleThreadedExecutor, more:
+    :class:`PooledExecutor` (pooled) or rclpy's MultiThreadedExecutor (rclpy)."""
+    kind = executor_kind()
+    if kind == 'events':
+        return EventsExecutor()
     if threads <= 1:
         return SingleThreadedExecutor()
-    if executor_kind() == 'rclpy':
+    if kind == 'rclpy':
         return MultiThreadedExecutor(num_threads=threads)
     return PooledExecutor(threads)
 
 
 def executor_kind() -> str:
-    """The ``LOOP_ROS_EXECUTOR`` setting; ValueError for anything but pooled or rclpy."""
-    kind = os.environ.get(EXECUTOR_ENV, 'pooled')
-    if kind not in ('pooled', 'rclpy'):
-        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: use 'pooled' (default) or 'rclpy'")
+    """The ``LOOP_ROS_EXECUTOR`` setting; ValueError for anything but :data:`EXECUTOR_KINDS`."""
+    kind = os.environ.get(EXECUTOR_ENV, 'events')
+    if kind not in EXECUTOR_KINDS:
+        raise ValueError(f"{EXECUTOR_ENV}={kind!r}: use 'events' (default), 'pooled' or 'rclpy'")
     return kind
 
 
 def spin_until(node: Node, done: Future | None = None, threads: int = 2) -> None:
-    """Spin (with ``threads`` > 1 in a :class:`PooledExecutor`) until ``done`` completes or a
+    """Spin (in :func:`make_executor`'s executor for ``threads``) until ``done`` completes or a
     stop request.
 
     Short ``spin_once`` waits return to Python regularly, so a stop request (SIGINT/SIGTERM,

@@ -132,12 +132,15 @@ def test_executor_choice(monkeypatch) -> None:
     made = []
     rclpy.init()   # the default context, as in a node's process
     try:
-        monkeypatch.delenv(EXECUTOR_ENV, raising=False)
+        monkeypatch.delenv(EXECUTOR_ENV, raising=False)   # the default: events, one thread
+        made += [make_executor(1), make_executor(2)]
+        monkeypatch.setenv(EXECUTOR_ENV, 'pooled')
         made += [make_executor(1), make_executor(2)]
         monkeypatch.setenv(EXECUTOR_ENV, 'rclpy')
         made.append(make_executor(2))
-        assert [type(e) for e in made] == [SingleThreadedExecutor, PooledExecutor,
-                                           MultiThreadedExecutor]
+        assert [type(e).__name__ for e in made[:2]] == ['EventsExecutor'] * 2
+        assert [type(e) for e in made[2:]] == [SingleThreadedExecutor, PooledExecutor,
+                                               MultiThreadedExecutor]
     finally:
         for executor in made:
             executor.shutdown()
