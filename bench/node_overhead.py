@@ -2,13 +2,14 @@
 
 Runs the demo graph (``loop-ros demo``: sim bridge, planner, learner as processes, real time,
 ``config/rccar.yaml``) for ``--minutes`` per run, once per arm and ``--repeats`` times, the arms
-alternating so that drift in the machine hits all of them. An arm is ``EXECUTOR/TICK_ON``: the
-executor the nodes spin with (``LOOP_ROS_EXECUTOR``: ``pooled``, loop_ros's
-:class:`~loop_ros.ros.executor.PooledExecutor`, or ``rclpy``, rclpy 9.1.2's
-MultiThreadedExecutor, or ``events``, rclpy's experimental EventsExecutor, one thread per
-node) and the planner's ``tick_on`` (``timer``: the control timer on ``/clock``;
-``observation``: each observation starts the plan), set through a copy of the params file. The
-demo's monitor pairs each planned tick's ``PlanStats.compute_time_ms`` with the latency, seen
+alternating so that drift in the machine hits all of them. An arm is
+``EXECUTOR/TICK_ON[/niceN]``: the executor the nodes spin with (``LOOP_ROS_EXECUTOR``:
+``events``, rclpy's EventsExecutor, one thread per node, the default; ``pooled``, loop_ros's
+:class:`~loop_ros.ros.executor.PooledExecutor`; ``rclpy``, rclpy 9.1.2's
+MultiThreadedExecutor), the planner's ``tick_on`` (``timer``: the control timer on ``/clock``;
+``observation``: each observation starts the plan) and optionally the learner's ``nice``, the
+last two set through a copy of the params file. The demo's monitor (in rclpy's EventsExecutor
+whatever the arm) pairs each planned tick's ``PlanStats.compute_time_ms`` with the latency, seen
 from outside, from the observation to the first action answering it (same stamp); the
 difference is what the nodes and DDS add. Target (issue #14): <= 2 ms p99.
 
@@ -44,11 +45,15 @@ ARMS = ('pooled/timer', 'rclpy/timer', 'pooled/observation')
 CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'rccar.yaml'
 
 
-def params_file(out: Path, tick_on: str) -> str:
-    """config/rccar.yaml with the planner's ``tick_on`` set."""
+def params_file(out: Path, tick_on: str, learner_nice: int | None) -> str:
+    """config/rccar.yaml with the planner's ``tick_on`` (and the learner's ``nice``) set."""
     params = yaml.safe_load(CONFIG.read_text())
     params['/**/planner']['ros__parameters']['tick_on'] = tick_on
-    path = out / f'rccar_tick_on_{tick_on}.yaml'
+    name = f'rccar_tick_on_{tick_on}'
+    if learner_nice is not None:
+        params['/**/learner']['ros__parameters']['nice'] = learner_nice
+        name += f'_nice{learner_nice}'
+    path = out / f'{name}.yaml'
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return str(path)
 
@@ -58,19 +63,22 @@ def main() -> int:
     parser.add_argument('--minutes', type=float, default=3.0, help='wall minutes per run')
     parser.add_argument('--repeats', type=int, default=2, help='runs per arm')
     parser.add_argument('--arms', nargs='+', default=list(ARMS),
-                        help='EXECUTOR/TICK_ON, executor pooled|rclpy|events, '
-                        'tick_on timer|observation')
+                        help='EXECUTOR/TICK_ON[/niceN]: executor events|pooled|rclpy, tick_on '
+                        "timer|observation, N the learner's nice (default: config/rccar.yaml's)")
     parser.add_argument('--out', default='runs/bench_node_overhead')
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     arms = []
     for arm in args.arms:
-        kind, _, tick_on = arm.partition('/')
-        if kind not in EXECUTOR_KINDS or tick_on not in ('timer', 'observation'):
-            parser.error(f'arm {arm!r}: expected EXECUTOR/TICK_ON, EXECUTOR one of '
-                         f'{", ".join(EXECUTOR_KINDS)}, TICK_ON timer or observation')
-        arms.append((arm, kind, params_file(out, tick_on)))
+        kind, tick_on, *rest = arm.split('/')
+        nice = rest[0].removeprefix('nice') if len(rest) == 1 else ''
+        if (kind not in EXECUTOR_KINDS or tick_on not in ('timer', 'observation') or len(rest) > 1
+                or (rest and not nice.isdigit())):
+            parser.error(f'arm {arm!r}: expected EXECUTOR/TICK_ON[/niceN], EXECUTOR one of '
+                         f'{", ".join(EXECUTOR_KINDS)}, TICK_ON timer or observation, N the '
+                         "learner's nice")
+        arms.append((arm, kind, params_file(out, tick_on, int(nice) if rest else None)))
     runs: list[dict] = []
     for repeat in range(args.repeats):
         for arm, kind, params in arms:   # alternate, so drift in the machine hits every arm

@@ -186,7 +186,7 @@ def run_demo(out: str = 'runs/demo', steps: int | None = None, minutes: float | 
     """Run the graph for ``minutes`` (or until ``steps`` env steps), then evaluate and report."""
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.experimental import EventsExecutor
     from tqdm import tqdm
 
     from loop_ros.graph import node_specs
@@ -206,8 +206,8 @@ def run_demo(out: str = 'runs/demo', steps: int | None = None, minutes: float | 
     runner = threading.Thread(target=lambda: code.append(launcher.run()), daemon=True)
     rclpy.init()
     monitor = Monitor()
-    executor = SingleThreadedExecutor()
-    executor.add_node(monitor.node)
+    executor = EventsExecutor()   # the monitor's receive times: no Python wait set, whatever the
+    executor.add_node(monitor.node)   # nodes spin with (bench/node_overhead.py compares those)
     runner.start()
     bar = tqdm(total=int(budget_s), unit='s', desc='RC car (LOOP graph)', dynamic_ncols=True,
                bar_format='{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}')
