@@ -41,7 +41,7 @@ KEYS = ('node_overhead_ms_p50', 'node_overhead_ms_p99', 'obs_to_action_ms_p50',
         'deadline_misses', 'eval_return')
 
 
-ARMS = ('pooled/timer', 'rclpy/timer', 'pooled/observation')
+ARMS = ('events/observation', 'pooled/observation', 'rclpy/timer')
 CONFIG = Path(__file__).resolve().parents[1] / 'config' / 'rccar.yaml'
 
 

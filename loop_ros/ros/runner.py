@@ -28,7 +28,7 @@ EXECUTOR_ENV = 'LOOP_ROS_EXECUTOR'
 one thread: callbacks run one at a time, in the planner and the learner too (their heavy work,
 the plan and the training, runs in threads of their own). ``pooled``: :class:`PooledExecutor`
 for the planner and the learner (two threads) and rclpy's SingleThreadedExecutor for the
-others, the default until 2026-12-03 (``bench/node_overhead.py``: about twice the events
+others, the default until 2026-12-03, evening (``bench/node_overhead.py``: about twice the events
 executor's node overhead); ``rclpy``: rclpy's own MultiThreadedExecutor instead of the pooled
 one, for comparison."""
 
