@@ -206,8 +206,10 @@ def run_demo(out: str = 'runs/demo', steps: int | None = None, minutes: float | 
     runner = threading.Thread(target=lambda: code.append(launcher.run()), daemon=True)
     rclpy.init()
     monitor = Monitor()
-    executor = EventsExecutor()   # the monitor's receive times: no Python wait set, whatever the
-    executor.add_node(monitor.node)   # nodes spin with (bench/node_overhead.py compares those)
+    # the monitor's receive times come without a Python wait set, whatever executor the nodes
+    # spin with (bench/node_overhead.py compares those)
+    executor = EventsExecutor()
+    executor.add_node(monitor.node)
     runner.start()
     bar = tqdm(total=int(budget_s), unit='s', desc='RC car (LOOP graph)', dynamic_ncols=True,
                bar_format='{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} s {postfix}')
