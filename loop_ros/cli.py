@@ -220,6 +220,26 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
     add_config_options(ev, {'arc': groups(LoopConfig)['arc']})
 
+    evaluate = sub.add_parser(
+        'eval', help='evaluate checkpoints of loop-ros train on fresh resets',
+        description='Run the actor alone and the planner (ARC in eval mode) of each checkpoint '
+        '(final.pt, or checkpoints/step_<N>.pt written with --train.checkpoint_every) on the '
+        'same evaluation resets, which no training run used; print one row per checkpoint and '
+        'write eval.json and table.md.', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    evaluate.add_argument('--checkpoint', nargs='+', required=True,
+                          help="checkpoints of loop-ros train (also train-offline's final.pt)")
+    evaluate.add_argument('--episodes', type=int, default=10,
+                          help='evaluation episodes per checkpoint and controller')
+    evaluate.add_argument('--env', default=None, help="env id (default: the checkpoint's)")
+    evaluate.add_argument('--out', default=None, help='output directory (default: next to the '
+                          'first checkpoint)')
+    evaluate.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
+    evaluate.add_argument('--eval-seed-base', type=int, default=None,
+                          help='first evaluation reset seed (default: loop_ros.offline.'
+                          'evaluation.EVAL_SEED_BASE)')
+    evaluate.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
+    add_config_options(evaluate, {'arc': groups(LoopConfig)['arc']})
+
     launch = sub.add_parser('launch', help="start a graph with the own launcher: 'loop-ros "
                             "launch rccar robots:=2' (see docs/ros.md)", add_help=False)
     launch.add_argument('rest', nargs=argparse.REMAINDER)
@@ -299,17 +319,18 @@ def cmd_train_offline(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval_offline(args: argparse.Namespace) -> int:
-    from loop_ros.offline.evaluation import evaluate_checkpoint, write_report
+def cmd_eval_offline(args: argparse.Namespace, offline: bool = True) -> int:
+    """``eval-offline`` (offline LOOP, Table 1) or, with ``offline=False``, ``eval``."""
+    from loop_ros.offline.evaluation import EVAL_SEED_BASE, evaluate_checkpoint, write_report
     from loop_ros.train import torch_threads
     torch_threads(args.threads)
     overrides = {k: v for k, v in vars(args).items() if k.startswith('arc.')}
-    from loop_ros.offline.evaluation import EVAL_SEED_BASE
     base = EVAL_SEED_BASE if args.eval_seed_base is None else args.eval_seed_base
+    algo = 'loop-offline' if offline else None
     evals = [evaluate_checkpoint(ck, args.episodes, overrides, args.env, args.device,
-                                 eval_seed_base=base) for ck in args.checkpoint]
+                                 eval_seed_base=base, algo=algo) for ck in args.checkpoint]
     out = args.out or Path(args.checkpoint[0]).parent
-    directory, table = write_report(evals, out)
+    directory, table = write_report(evals, out, per_checkpoint=not offline)
     print(table)
     print(f'wrote {directory / "eval.json"} and {directory / "table.md"}')
     return 0
@@ -399,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_train_offline(args)
         if args.command == 'eval-offline':
             return cmd_eval_offline(args)
+        if args.command == 'eval':
+            return cmd_eval_offline(args, offline=False)
         if args.command == 'params':
             print(parameters_markdown(), end='')
             return 0

@@ -4,7 +4,8 @@ The loop of the reference's ``train_loop_sac.py`` (spec sec. 7): act (random, th
 sampling mode), store, retrain the model every 250 steps, SAC bursts, and evaluate ARC in eval
 mode and the actor alone every ``eval_every`` steps. Writes ``metrics.csv`` (evaluations),
 ``episodes.csv`` (training episodes), ``learning_curve.png`` and ``final.pt`` into the output
-directory.
+directory, and with ``train.checkpoint_every`` also ``checkpoints/step_<N>.pt`` (evaluated
+apart by ``loop-ros eval``).
 """
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ from loop_ros.core.tasks import Task, get_task
 from loop_ros.envs import make_env
 
 CHECKPOINT_KIND = 'loop_ros.learner'
+
+
+def checkpoint_name(env_steps: int) -> str:
+    """File name of the periodic checkpoint after ``env_steps`` (``train.checkpoint_every``)."""
+    return f'step_{env_steps:08d}.pt'
 
 
 def task_of(env_id: str, warn: bool = True) -> Task:
@@ -193,6 +199,10 @@ def train(env_id: str, cfg: LoopConfig, out_dir: str | Path, progress: bool = Tr
                 policy.reset()
             if learner.has_work:
                 sac_metrics.update(learner.train())
+            if tcfg.checkpoint_every and (step + 1) % tcfg.checkpoint_every == 0:
+                save_checkpoint(out / 'checkpoints' / checkpoint_name(step + 1),
+                                {**learner.policy_state(), 'env_id': env_id},
+                                kind=CHECKPOINT_KIND)
             last = step + 1 == tcfg.total_steps
             if (tcfg.eval_every and (step + 1) % tcfg.eval_every == 0) or last:
                 saved_plan = policy.planner._prev_plan.clone() if policy.planner else None

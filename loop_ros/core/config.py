@@ -230,6 +230,9 @@ class TrainConfig(_Validated):
                             (0, 100_000_000))
     eval_episodes: int = param(1, 'planner (eval-mode ARC) episodes per evaluation', (0, 1000))
     actor_eval_episodes: int = param(5, 'actor-only episodes per evaluation', (0, 1000))
+    checkpoint_every: int = param(0, 'also write checkpoints/step_<N>.pt every this many env '
+                                  'steps, for loop-ros eval (0: only final.pt)',
+                                  (0, 100_000_000))
     buffer_capacity: int = param(1_000_000, 'replay buffer size (transitions)',
                                  (1, 100_000_000), static=True)
     seed: int = param(0, 'seed of torch, numpy and the environment', (0, 2**31 - 1))

@@ -1,4 +1,5 @@
-"""The base offline policy against offline LOOP on it (``loop-ros eval-offline``).
+"""The base offline policy against offline LOOP on it (``loop-ros eval-offline``), and a
+trained agent's checkpoints on fresh resets (``loop-ros eval``).
 
 For each checkpoint of ``loop-ros train-offline`` (one per training seed), both controllers run
 the same ``episodes`` on the same reset seeds, drawn from :data:`EVAL_SEED_BASE` upwards, a
@@ -56,15 +57,19 @@ class CheckpointEval:
     loop: ControllerResult
     config: dict[str, Any]
     reset_seeds: list[int]
+    env_steps: int = -1
+    """Environment steps the checkpoint's learner had taken (-1: not recorded)."""
 
 
-def load_offline_policy(checkpoint: str | Path, overrides: dict[str, Any] | None = None,
-                        env_id: str | None = None, device: str = 'auto', seed: int = 0
-                        ) -> tuple[LoopPolicy, str, dict[str, Any]]:
-    """A :class:`LoopPolicy` with a train-offline checkpoint's weights and planner settings.
+def load_policy(checkpoint: str | Path, overrides: dict[str, Any] | None = None,
+                env_id: str | None = None, device: str = 'auto', seed: int = 0,
+                algo: str | None = None) -> tuple[LoopPolicy, str, dict[str, Any]]:
+    """A :class:`LoopPolicy` with a checkpoint's weights and planner settings.
 
-    ``overrides`` (dotted names, e.g. ``{'arc.policy_noise': 0.2}``) replace the checkpoint's
-    settings. Returns the policy, the env id and the checkpoint payload.
+    The checkpoint is a ``final.pt`` (or ``checkpoints/step_<N>.pt``) of ``loop-ros train`` or
+    ``loop-ros train-offline``. ``algo`` replaces its ``train.algo`` (None keeps it);
+    ``overrides`` (dotted names, e.g. ``{'arc.policy_noise': 0.2}``) replace its other settings.
+    Returns the policy, the env id and the checkpoint payload.
     """
     from loop_ros.train import task_of
     payload = load_checkpoint(checkpoint, kind=CHECKPOINT_KIND)
@@ -72,11 +77,18 @@ def load_offline_policy(checkpoint: str | Path, overrides: dict[str, Any] | None
     if not env_id:
         raise ValueError(f'checkpoint {checkpoint} names no env: give --env')
     cfg = from_dict(LoopConfig, payload['config'], where=f'{checkpoint} config')
-    cfg = replace(cfg, **{'train.algo': 'loop-offline', **(overrides or {})})
+    cfg = replace(cfg, **{**({'train.algo': algo} if algo else {}), **(overrides or {})})
     policy = LoopPolicy(cfg, payload['obs_dim'], payload['act_dim'], task_of(env_id, warn=False),
                         resolve_device(device), seed=seed)
     policy.load_policy_state(payload)
     return policy, env_id, payload
+
+
+def load_offline_policy(checkpoint: str | Path, overrides: dict[str, Any] | None = None,
+                        env_id: str | None = None, device: str = 'auto', seed: int = 0
+                        ) -> tuple[LoopPolicy, str, dict[str, Any]]:
+    """:func:`load_policy` planning as offline LOOP (``train.algo = 'loop-offline'``)."""
+    return load_policy(checkpoint, overrides, env_id, device, seed, algo='loop-offline')
 
 
 def run_controller(env: Any, act: Callable[[np.ndarray], np.ndarray], seeds: Sequence[int],
@@ -102,28 +114,35 @@ def evaluate_checkpoint(checkpoint: str | Path, episodes: int = 10,
                         overrides: dict[str, Any] | None = None, env_id: str | None = None,
                         device: str = 'auto', seed: int = 0,
                         eval_seed_base: int = EVAL_SEED_BASE,
-                        log: Callable[[str], None] = print) -> CheckpointEval:
-    """Base policy and LOOP on ``episodes`` shared evaluation resets.
+                        log: Callable[[str], None] = print,
+                        algo: str | None = 'loop-offline') -> CheckpointEval:
+    """Base policy (the actor alone) and LOOP on ``episodes`` shared evaluation resets.
 
     Reset seeds are ``eval_seed_base + i``; tune settings on another base than the one results
-    are reported on.
+    are reported on. ``algo``: how LOOP plans (:func:`load_policy`; None: the checkpoint's own
+    ``train.algo``, for ``loop-ros train`` checkpoints). A checkpoint without a planner
+    (``sac``) gets no LOOP episodes, one without an actor (``pets``) no base episodes.
     """
     seed_everything(seed)
-    policy, env_id, payload = load_offline_policy(checkpoint, overrides, env_id, device, seed)
+    policy, env_id, payload = load_policy(checkpoint, overrides, env_id, device, seed, algo)
     env = make_env(env_id)
     seeds = [eval_seed_base + i for i in range(episodes)]
     try:
-        base = run_controller(env, lambda o: policy.act(o, explore=False, use_planner=False)[0],
-                              seeds)
-        loop = run_controller(env, lambda o: policy.act(o, explore=False)[0], seeds,
-                              on_reset=policy.reset)
+        base, loop = ControllerResult(), ControllerResult()
+        if policy.sac is not None:
+            base = run_controller(env, lambda o: policy.act(o, explore=False,
+                                                            use_planner=False)[0], seeds)
+        if policy.planner is not None:
+            loop = run_controller(env, lambda o: policy.act(o, explore=False)[0], seeds,
+                                  on_reset=policy.reset)
     finally:
         env.close()
     dataset = dataset_name(payload.get('bags', []))
+    plan_ms = f'{np.median(loop.step_ms):.1f}' if loop.step_ms else '-'
     log(f'{checkpoint}: base {base.mean:.1f}, LOOP {loop.mean:.1f} over {episodes} episodes '
-        f'(plan {np.median(loop.step_ms):.1f} ms/step)')
+        f'(plan {plan_ms} ms/step)')
     return CheckpointEval(str(checkpoint), env_id, dataset, base, loop,
-                          to_dict(policy.cfg.arc), seeds)
+                          to_dict(policy.cfg.arc), seeds, int(payload.get('env_steps', -1)))
 
 
 def dataset_name(bags: Sequence[str]) -> str:
@@ -169,7 +188,8 @@ def table_rows(evals: Sequence[CheckpointEval]) -> list[dict[str, Any]]:
             'improvement_pct': improvement(float(np.mean(base_s)), float(np.mean(loop_s))),
             'base_return': float(np.mean(base)), 'loop_return': float(np.mean(loop)),
             'plan_ms_median': float(np.median(np.concatenate([ev.loop.step_ms
-                                                              for ev in group]))),
+                                                              for ev in group])))
+            if any(ev.loop.step_ms for ev in group) else None,
         })
     return rows
 
@@ -188,18 +208,43 @@ def markdown_table(rows: Sequence[dict[str, Any]], base_name: str = 'CRR') -> st
     return '\n'.join(lines)
 
 
-def write_report(evals: Sequence[CheckpointEval], out: str | Path) -> tuple[Path, str]:
-    """``eval.json`` (every episode) and ``table.md`` into ``out``; returns (dir, table)."""
+def checkpoint_table(evals: Sequence[CheckpointEval]) -> str:
+    """One row per checkpoint (``loop-ros eval``): the actor alone and the planner, raw returns
+    as mean ± std (min–max) over the shared evaluation resets."""
+
+    def cell(result: ControllerResult) -> str:
+        if not result.returns:
+            return '-'
+        r = np.asarray(result.returns)
+        return f'{r.mean():.1f} ± {r.std():.1f} ({r.min():.1f}–{r.max():.1f})'
+
+    lines = ['| checkpoint | env steps | episodes | actor alone | planner (ARC, eval mode) |',
+             '|---|---|---|---|---|']
+    for ev in evals:
+        steps = str(ev.env_steps) if ev.env_steps >= 0 else '?'
+        lines.append(f'| {ev.checkpoint} | {steps} | {len(ev.reset_seeds)} | {cell(ev.base)} | '
+                     f'{cell(ev.loop)} |')
+    return '\n'.join(lines)
+
+
+def write_report(evals: Sequence[CheckpointEval], out: str | Path,
+                 per_checkpoint: bool = False) -> tuple[Path, str]:
+    """``eval.json`` (every episode) and ``table.md`` into ``out``; returns (dir, table).
+
+    The table is the paper's Table 1 (:func:`markdown_table`), or with ``per_checkpoint`` one
+    row per checkpoint (:func:`checkpoint_table`).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(evals)
-    table = markdown_table(rows)
+    table = checkpoint_table(evals) if per_checkpoint else markdown_table(rows)
     record = {'rows': rows, 'checkpoints': [
         {'checkpoint': ev.checkpoint, 'env_id': ev.env_id, 'dataset': ev.dataset,
+         'env_steps': ev.env_steps,
          'base_returns': ev.base.returns, 'loop_returns': ev.loop.returns,
          'base_lengths': ev.base.lengths, 'loop_lengths': ev.loop.lengths,
-         'plan_ms_median': float(np.median(ev.loop.step_ms)), 'arc': ev.config,
-         'reset_seeds': ev.reset_seeds}
+         'plan_ms_median': float(np.median(ev.loop.step_ms)) if ev.loop.step_ms else None,
+         'arc': ev.config, 'reset_seeds': ev.reset_seeds}
         for ev in evals]}
     (out / 'eval.json').write_text(json.dumps(record, indent=2))
     (out / 'table.md').write_text(table + '\n')

@@ -188,3 +188,54 @@ def test_every_algorithm_preset_trains_end_to_end(algo, tmp_path, monkeypatch):
         assert len(final.actor_returns) == 1 and final.actor_returns[0] >= 0
     for name in ('metrics.csv', 'episodes.csv', 'learning_curve.png', 'final.pt', 'config.json'):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_periodic_checkpoints_replay_the_weights_of_their_step(tmp_path):
+    """``train.checkpoint_every`` writes ``checkpoints/step_<N>.pt`` with the weights of step N;
+    ``loop-ros eval`` runs each checkpoint's actor and planner on the same fresh resets.
+
+    The last periodic checkpoint holds final.pt's weights, so both evaluate to the same returns;
+    the first (before any SAC update) differs from them. A ``pets`` checkpoint has no actor and
+    a ``sac`` one no planner: each gets only its own controller's episodes.
+    """
+    import json
+
+    from loop_ros.cli import main
+    from loop_ros.core.checkpoint import load_checkpoint
+    from loop_ros.train import train
+
+    cfg = tiny(**{'train.total_steps': 60, 'train.eval_every': 0, 'train.eval_episodes': 0,
+                  'train.actor_eval_episodes': 0, 'train.checkpoint_every': 20})
+    train('InvertedPendulum-v5', cfg, tmp_path, progress=False, log=lambda s: None)
+    names = sorted(p.name for p in (tmp_path / 'checkpoints').iterdir())
+    assert names == ['step_00000020.pt', 'step_00000040.pt', 'step_00000060.pt']
+    first, last, final = (load_checkpoint(tmp_path / path) for path in
+                          ('checkpoints/step_00000020.pt', 'checkpoints/step_00000060.pt',
+                           'final.pt'))
+    assert (first['env_steps'], last['env_steps']) == (20, 60)
+    for key in final['actor']:
+        assert torch.equal(last['actor'][key], final['actor'][key])
+    assert any(not torch.equal(first['actor'][k], final['actor'][k]) for k in final['actor'])
+
+    out = tmp_path / 'eval'
+    assert main(['eval', '--checkpoint', str(tmp_path / 'checkpoints/step_00000060.pt'),
+                 str(tmp_path / 'final.pt'), '--episodes', '2', '--device', 'cpu',
+                 '--threads', '1', '--eval-seed-base', '7000', '--out', str(out)]) == 0
+    record = json.loads((out / 'eval.json').read_text())['checkpoints']
+    assert [c['env_steps'] for c in record] == [60, 60]
+    assert record[0]['reset_seeds'] == record[1]['reset_seeds'] == [7000, 7001]
+    assert record[0]['base_returns'] == record[1]['base_returns']
+    assert record[0]['loop_returns'] == record[1]['loop_returns']
+    assert all(len(c['base_returns']) == len(c['loop_returns']) == 2 for c in record)
+    assert 'step_00000060.pt | 60 | 2 |' in (out / 'table.md').read_text()
+
+    for algo, has_actor, has_planner in (('pets', False, True), ('sac', True, False)):
+        run = tmp_path / algo
+        train('InvertedPendulum-v5', tiny(**{'train.algo': algo, 'train.total_steps': 40,
+                                             'train.eval_every': 0, 'train.eval_episodes': 0,
+                                             'train.actor_eval_episodes': 0}),
+              run, progress=False, log=lambda s: None)
+        assert main(['eval', '--checkpoint', str(run / 'final.pt'), '--episodes', '1',
+                     '--device', 'cpu', '--threads', '1']) == 0
+        (ck,) = json.loads((run / 'eval.json').read_text())['checkpoints']
+        assert (len(ck['base_returns']), len(ck['loop_returns'])) == (has_actor, has_planner)
