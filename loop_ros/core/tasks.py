@@ -162,6 +162,9 @@ in {0.1, 0.3, 1} on training seed 0 of both Hopper datasets, 5 episodes on tunin
 OFFLINE_HALFCHEETAH_PRESETS = {'arc.temperature': 0.1}
 """Offline LOOP on HalfCheetah: kappa = 0.1 instead of 0.3; the same grid and protocol as
 Hopper's: LOOP / CRR 1.146 (the default's 0.911)."""
+OFFLINE_WALKER2D_PRESETS = {'arc.temperature': 0.1}
+"""Offline LOOP on Walker2d: kappa = 0.1 instead of 0.3; the same grid and protocol as
+Hopper's: LOOP / CRR 1.174 (the default's 1.019)."""
 
 
 def _medium(name: str) -> float:
@@ -179,7 +182,7 @@ def _register_builtin() -> None:
             medium_return=_medium('Hopper'), offline_hyperparameters=OFFLINE_HOPPER_PRESETS))
         register_task(f'Walker2d-{version}', Task(
             _walker2d, start_steps=1000, reference_returns=D4RL_REFERENCE_RETURNS['Walker2d'],
-            medium_return=_medium('Walker2d')))
+            medium_return=_medium('Walker2d'), offline_hyperparameters=OFFLINE_WALKER2D_PRESETS))
         register_task(f'Ant-{version}', Task(_ant, start_steps=1000))
         register_task(f'Humanoid-{version}', Task(_humanoid, start_steps=1000))
         register_task(f'HalfCheetah-{version}', Task(
