@@ -53,6 +53,7 @@ from loop_ros.graph import node_specs  # noqa: E402
 from loop_ros.launcher import find_share_dir, Launcher  # noqa: E402
 from loop_ros.msg import Action, EpisodeStats, PlanStats, TrainStats  # noqa: E402
 from loop_ros.ros import qos  # noqa: E402
+from loop_ros.ros.runner import executor_kind  # noqa: E402
 
 
 def rss_kib(pid: int) -> int | None:
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         'machine': f'{os.cpu_count()} cores, {cpu_model()}',
         'minutes': args.minutes, 'warmup_minutes': args.warmup_minutes, 'seed': args.seed,
         'env': args.env, 'tick_on': tick_on,
+        'executor': executor_kind(),
         'graph_exit_code': code[0] if code else None,
         'ticks_after_warmup': len(window),
         'random_ticks_after_warmup': len(window) - len(planned),
