@@ -28,6 +28,10 @@ import numpy as np
 DEMO_GRAPH = 'rccar'
 DEMO_ENV = 'loop_ros/RCCarCircle-v0'
 DEFAULT_MINUTES = 12.0
+STOP_TIMEOUT_S = 15.0
+"""How long the nodes get after SIGINT before SIGTERM: the learner (at nice 5) writes its whole
+state on the way out; on the 2-core machine with two benchmark jobs beside the demo, that and
+the process's exit once took longer than the launcher's default 5 s (exit code 143)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -201,7 +205,8 @@ def run_demo(out: str = 'runs/demo', steps: int | None = None, minutes: float | 
     budget_s = 60.0 * (minutes if minutes is not None else DEFAULT_MINUTES)
     args = {'checkpoint_dir': str(ckpt_dir), **(extra_args or {})}
     log = (out_dir / 'launch.log').open('w')
-    launcher = Launcher(node_specs(DEMO_GRAPH, args, find_share_dir()), out=log)
+    launcher = Launcher(node_specs(DEMO_GRAPH, args, find_share_dir()), out=log,
+                        sigint_timeout=STOP_TIMEOUT_S)
     code: list[int] = []
     runner = threading.Thread(target=lambda: code.append(launcher.run()), daemon=True)
     rclpy.init()
