@@ -101,6 +101,22 @@ def config_from_args(args: argparse.Namespace, offline: bool = False) -> LoopCon
     return replace(cfg, **changes)
 
 
+def add_eval_options(ev: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    """The options of ``eval`` and ``eval-offline``: checkpoints, episodes, resets, arc.*."""
+    ev.add_argument('--checkpoint', nargs='+', required=True, help=checkpoint_help)
+    ev.add_argument('--episodes', type=int, default=10,
+                    help='evaluation episodes per checkpoint and controller')
+    ev.add_argument('--env', default=None, help="env id (default: the checkpoint's)")
+    ev.add_argument('--out', default=None, help='output directory (default: next to the first '
+                    'checkpoint)')
+    ev.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
+    ev.add_argument('--eval-seed-base', type=int, default=None,
+                    help='first evaluation reset seed (default: loop_ros.offline.evaluation.'
+                    'EVAL_SEED_BASE); tune on another base than the one you report')
+    ev.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
+    add_config_options(ev, {'arc': groups(LoopConfig)['arc']})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='loop-ros', description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -202,43 +218,20 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument('--no-progress', action='store_true', help='log lines instead of a bar')
     add_config_options(offline, {'offline': OfflineConfig, **groups(LoopConfig)})
 
-    ev = sub.add_parser(
+    add_eval_options(sub.add_parser(
         'eval-offline', help="base policy vs LOOP on it, as the paper's Table 1",
         description='Run the offline base policy and offline LOOP (pessimistic ARC around it) '
         'on the same evaluation resets, which no dataset or training used; print and write the '
         'table (eval.json, table.md). Several checkpoints (training seeds) are averaged per '
-        'dataset.', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ev.add_argument('--checkpoint', nargs='+', required=True, help='final.pt of train-offline')
-    ev.add_argument('--episodes', type=int, default=10, help='evaluation episodes per checkpoint')
-    ev.add_argument('--env', default=None, help="env id (default: the checkpoint's)")
-    ev.add_argument('--out', default=None, help='output directory (default: next to the first '
-                    'checkpoint)')
-    ev.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
-    ev.add_argument('--eval-seed-base', type=int, default=None,
-                    help='first evaluation reset seed (default: loop_ros.offline.evaluation.'
-                    'EVAL_SEED_BASE); tune on another base than the one you report')
-    ev.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
-    add_config_options(ev, {'arc': groups(LoopConfig)['arc']})
-
-    evaluate = sub.add_parser(
+        'dataset.', formatter_class=argparse.ArgumentDefaultsHelpFormatter),
+        'final.pt of train-offline')
+    add_eval_options(sub.add_parser(
         'eval', help='evaluate checkpoints of loop-ros train on fresh resets',
         description='Run the actor alone and the planner (ARC in eval mode) of each checkpoint '
         '(final.pt, or checkpoints/step_<N>.pt written with --train.checkpoint_every) on the '
         'same evaluation resets, which no training run used; print one row per checkpoint and '
-        'write eval.json and table.md.', formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    evaluate.add_argument('--checkpoint', nargs='+', required=True,
-                          help="checkpoints of loop-ros train (also train-offline's final.pt)")
-    evaluate.add_argument('--episodes', type=int, default=10,
-                          help='evaluation episodes per checkpoint and controller')
-    evaluate.add_argument('--env', default=None, help="env id (default: the checkpoint's)")
-    evaluate.add_argument('--out', default=None, help='output directory (default: next to the '
-                          'first checkpoint)')
-    evaluate.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
-    evaluate.add_argument('--eval-seed-base', type=int, default=None,
-                          help='first evaluation reset seed (default: loop_ros.offline.'
-                          'evaluation.EVAL_SEED_BASE)')
-    evaluate.add_argument('--threads', type=int, default=2, help='torch intra-op threads')
-    add_config_options(evaluate, {'arc': groups(LoopConfig)['arc']})
+        'write eval.json and table.md.', formatter_class=argparse.ArgumentDefaultsHelpFormatter),
+        "checkpoints of loop-ros train (also train-offline's final.pt)")
 
     launch = sub.add_parser('launch', help="start a graph with the own launcher: 'loop-ros "
                             "launch rccar robots:=2' (see docs/ros.md)", add_help=False)
